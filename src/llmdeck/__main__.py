@@ -1,0 +1,3 @@
+from llmdeck.cli import main
+
+raise SystemExit(main())
