@@ -1,0 +1,184 @@
+"""NVIDIA GPUs through NVML, behind a thin typed adapter.
+
+`NvmlLibrary` is the whole surface llmdeck uses. `PynvmlLibrary` implements it over `pynvml`
+(the `nvidia-ml-py` package); tests implement it over recorded readings. `read_gpus` turns either
+into a `GpuReport` and is where every NVML failure becomes a sentence a user can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from llmdeck.hardware.snapshot import GpuInfo, GpuReport
+
+# NVML return codes (nvml.h) that need their own message.
+NOT_SUPPORTED = 3
+NO_PERMISSION = 4
+DRIVER_NOT_LOADED = 9
+LIBRARY_NOT_FOUND = 12
+FUNCTION_NOT_FOUND = 13
+GPU_IS_LOST = 15
+LIB_RM_VERSION_MISMATCH = 18
+
+
+class NvmlFailure(Exception):
+    """An NVML call failed; `code` is NVML's own return code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryReading:
+    total: int
+    used: int
+    free: int
+
+
+class NvmlLibrary(Protocol):
+    def init(self) -> None: ...
+    def shutdown(self) -> None: ...
+    def driver_version(self) -> str: ...
+    def device_count(self) -> int: ...
+    def device_name(self, index: int) -> str: ...
+    def memory(self, index: int) -> MemoryReading: ...
+    def utilization_percent(self, index: int) -> int: ...
+
+
+def reason_for(failure: NvmlFailure) -> str:
+    """Why there is no GPU reading, in the words a user needs to fix it."""
+    if failure.code == LIBRARY_NOT_FOUND:
+        return "no NVIDIA GPU: the NVIDIA driver is not installed (libnvidia-ml not found)"
+    if failure.code == DRIVER_NOT_LOADED:
+        return "no NVIDIA GPU: the NVIDIA driver is installed but not loaded"
+    if failure.code == NO_PERMISSION:
+        return "NVIDIA GPU not readable: permission denied by the driver"
+    if failure.code == LIB_RM_VERSION_MISMATCH:
+        return "NVIDIA driver and library versions differ: reboot or reinstall the driver"
+    if failure.code == GPU_IS_LOST:
+        return "NVIDIA GPU lost: it stopped answering the driver"
+    return f"NVIDIA GPU not readable: {failure} (NVML error {failure.code})"
+
+
+def read_gpus(library: NvmlLibrary) -> GpuReport:
+    """Read every GPU; never raises for an NVML failure."""
+    try:
+        library.init()
+    except NvmlFailure as failure:
+        return GpuReport(unavailable_reason=reason_for(failure))
+    try:
+        driver = _optional(library.driver_version)
+        count = library.device_count()
+        if count == 0:
+            return GpuReport(
+                unavailable_reason="no NVIDIA GPU: the driver is loaded but reports no device",
+                driver_version=driver,
+            )
+        gpus = tuple(_read_device(library, index) for index in range(count))
+        return GpuReport(gpus=gpus, driver_version=driver)
+    except NvmlFailure as failure:
+        return GpuReport(unavailable_reason=reason_for(failure))
+
+
+def _read_device(library: NvmlLibrary, index: int) -> GpuInfo:
+    memory = library.memory(index)
+    return GpuInfo(
+        index=index,
+        name=library.device_name(index),
+        vram_total_bytes=memory.total,
+        vram_used_bytes=memory.used,
+        vram_free_bytes=memory.free,
+        utilization_percent=_optional(lambda: library.utilization_percent(index)),
+    )
+
+
+T = TypeVar("T")
+
+
+def _optional(read: Callable[[], T]) -> T | None:
+    """A figure some GPUs do not report becomes None; other failures still propagate."""
+    try:
+        return read()
+    except NvmlFailure as failure:
+        if failure.code in (NOT_SUPPORTED, FUNCTION_NOT_FOUND):
+            return None
+        raise
+
+
+class PynvmlLibrary:
+    """`NvmlLibrary` over the real driver. Initialises once; `shutdown` releases it."""
+
+    def __init__(self) -> None:
+        self._nvml: Any = None
+        self._handles: dict[int, Any] = {}
+        self._missing_library: NvmlFailure | None = None
+
+    def init(self) -> None:
+        if self._nvml is not None:
+            return
+        if self._missing_library is not None:
+            # A driver does not appear while we run; looking for it again each refresh is waste.
+            raise self._missing_library
+        import pynvml  # deferred: loading the module costs start-up time on every launch
+
+        try:
+            self._call(pynvml.nvmlInit)
+        except NvmlFailure as failure:
+            if failure.code == LIBRARY_NOT_FOUND:
+                self._missing_library = failure
+            raise
+        self._nvml = pynvml
+
+    def shutdown(self) -> None:
+        if self._nvml is None:
+            return
+        nvml, self._nvml = self._nvml, None
+        self._handles.clear()
+        # The driver may already be gone; then there is nothing left to release.
+        with contextlib.suppress(nvml.NVMLError):
+            nvml.nvmlShutdown()
+
+    def driver_version(self) -> str:
+        return _text(self._call(self._loaded().nvmlSystemGetDriverVersion))
+
+    def device_count(self) -> int:
+        return int(self._call(self._loaded().nvmlDeviceGetCount))
+
+    def device_name(self, index: int) -> str:
+        return _text(self._call(self._loaded().nvmlDeviceGetName, self._handle(index)))
+
+    def memory(self, index: int) -> MemoryReading:
+        info = self._call(self._loaded().nvmlDeviceGetMemoryInfo, self._handle(index))
+        return MemoryReading(total=int(info.total), used=int(info.used), free=int(info.free))
+
+    def utilization_percent(self, index: int) -> int:
+        rates = self._call(self._loaded().nvmlDeviceGetUtilizationRates, self._handle(index))
+        return int(rates.gpu)
+
+    def _loaded(self) -> Any:
+        if self._nvml is None:
+            raise NvmlFailure(1, "NVML is not initialised")
+        return self._nvml
+
+    def _handle(self, index: int) -> Any:
+        if index not in self._handles:
+            nvml = self._loaded()
+            self._handles[index] = self._call(nvml.nvmlDeviceGetHandleByIndex, index)
+        return self._handles[index]
+
+    def _call(self, function: Callable[..., T], *args: Any) -> T:
+        import pynvml
+
+        try:
+            return function(*args)
+        except pynvml.NVMLError as error:
+            raise NvmlFailure(int(error.value), str(error)) from error
+
+
+def _text(value: str | bytes) -> str:
+    # nvidia-ml-py returned bytes before 11.515; both still exist in the wild.
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

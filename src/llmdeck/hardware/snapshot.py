@@ -1,0 +1,95 @@
+"""What the machine has, at one moment: plain data, serialisable to JSON and back.
+
+A snapshot recorded on one machine (`llmdeck hardware --json > box.json`) can be loaded on another
+(`llmdeck --hardware box.json`) to see what that machine would run; tests use recorded snapshots the
+same way, so the screen they pin does not depend on the machine running them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+SnapshotSource = Literal["measured", "recorded"]
+
+
+@dataclass(frozen=True, slots=True)
+class CpuInfo:
+    model: str
+    physical_cores: int | None
+    logical_cores: int | None
+    load_percent: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryInfo:
+    total_bytes: int
+    available_bytes: int
+    swap_total_bytes: int
+    swap_free_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class GpuInfo:
+    index: int
+    name: str
+    vram_total_bytes: int
+    vram_used_bytes: int
+    vram_free_bytes: int
+    # None where NVML answers "not supported" (some laptop and datacenter parts), never a guess.
+    utilization_percent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuReport:
+    """Every GPU NVML could see, or why it could see none."""
+
+    gpus: tuple[GpuInfo, ...] = ()
+    # Set when `gpus` is empty for a reason the user should know ("no NVIDIA driver", ...).
+    unavailable_reason: str | None = None
+    driver_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareSnapshot:
+    cpu: CpuInfo
+    memory: MemoryInfo
+    gpu: GpuReport = field(default_factory=GpuReport)
+    source: SnapshotSource = "measured"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> HardwareSnapshot:
+        try:
+            data = json.loads(text)
+            return cls(
+                cpu=CpuInfo(**data["cpu"]),
+                memory=MemoryInfo(**data["memory"]),
+                gpu=GpuReport(
+                    gpus=tuple(GpuInfo(**gpu) for gpu in data.get("gpu", {}).get("gpus", [])),
+                    unavailable_reason=data.get("gpu", {}).get("unavailable_reason"),
+                    driver_version=data.get("gpu", {}).get("driver_version"),
+                ),
+                source="recorded",
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"not a hardware snapshot: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: Path) -> HardwareSnapshot:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SnapshotError(f"cannot read hardware snapshot {path}: {exc.strerror}") from exc
+        try:
+            return cls.from_json(text)
+        except SnapshotError as exc:
+            raise SnapshotError(f"{path}: {exc}") from exc
+
+
+class SnapshotError(ValueError):
+    pass

@@ -1,0 +1,42 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.geometry import Region
+from textual.widget import Widget
+
+from llmdeck.config import Setting, Settings
+
+DATA = Path(__file__).parent / "data"
+
+
+def fast_settings(host: str) -> Settings:
+    """Settings for tests: reconnect quickly so recovery is seen within a second."""
+    return Settings(host=Setting(host, "command line"), reconnect_initial_s=0.05, reconnect_max_s=0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> None:
+    """Poll until `predicate` holds; fail with a clear message if it never does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(step)
+
+
+def widget_text(widget: Widget) -> str:
+    """The characters a widget shows on screen, borders included."""
+    lines = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+    return "\n".join(line.text for line in lines)
