@@ -1,0 +1,206 @@
+"""The only module that talks to Ollama.
+
+Everything goes through the official `ollama.AsyncClient` on the native `/api/*` endpoints (the
+OpenAI-compatible `/v1` ignores `num_ctx`). Client, HTTP and transport failures are mapped to the
+small set of `OllamaError`s below, each carrying a message fit to show a user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import httpx
+import ollama
+import pydantic
+
+# Listing models or asking the version answers in milliseconds; waiting longer means trouble.
+QUERY_TIMEOUT_S = 15.0
+
+
+class OllamaError(Exception):
+    """Base of every failure this module reports; `str()` is a user-facing sentence."""
+
+
+class OllamaUnreachable(OllamaError):
+    def __init__(self, host: str, detail: str = "") -> None:
+        self.host = host
+        self.detail = detail
+        super().__init__(f"cannot reach Ollama at {host}" + (f" ({detail})" if detail else ""))
+
+
+class ModelNotFound(OllamaError):
+    def __init__(self, model: str, server_message: str) -> None:
+        self.model = model
+        self.server_message = server_message
+        super().__init__(f"model {model!r} is not installed on this server: {server_message}")
+
+
+class OllamaResponseError(OllamaError):
+    """Ollama answered with an error; `message` is Ollama's own words."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        self.status_code = status_code
+        self.message = message
+        where = f"HTTP {status_code}" if status_code > 0 else "during the reply"
+        super().__init__(f"Ollama error ({where}): {message}")
+
+
+class StreamInterrupted(OllamaError):
+    """The reply stopped before Ollama said it was done (connection lost, garbled data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledModel:
+    name: str
+    size_bytes: int
+    parameter_size: str
+    quantization: str
+    family: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationStats:
+    """Ollama's own figures from the final chunk; durations in nanoseconds, as on the wire."""
+
+    done_reason: str | None
+    eval_count: int | None
+    eval_duration_ns: int | None
+    prompt_eval_count: int | None
+    prompt_eval_duration_ns: int | None
+    load_duration_ns: int | None
+    total_duration_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatChunk:
+    content: str
+    thinking: str = ""
+    stats: GenerationStats | None = None  # only on the final chunk
+
+
+ChatMessage = Mapping[str, str]
+T = TypeVar("T")
+
+
+class OllamaService:
+    """One Ollama server. Cheap to create; `aclose` releases its connections."""
+
+    def __init__(self, host: str, *, connect_timeout_s: float = 3.0) -> None:
+        self.host = host
+        # Read timeout stays open: loading a large model before the first token can take minutes.
+        timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=30.0, pool=connect_timeout_s)
+        self._client = ollama.AsyncClient(host=host, timeout=timeout)
+        # ollama-python has no call for /api/version.
+        self._http = httpx.AsyncClient(base_url=host, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._client.close()  # type: ignore[no-untyped-call]
+        await self._http.aclose()
+
+    async def version(self) -> str:
+        async def fetch() -> str:
+            response = await self._http.get("/api/version")
+            response.raise_for_status()
+            return str(response.json()["version"])
+
+        return await self._guard(fetch())
+
+    async def list_models(self) -> list[InstalledModel]:
+        listing = await self._guard(self._client.list())
+        return [_installed_model(entry) for entry in listing.models]
+
+    async def chat(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        options: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[ChatChunk]:
+        """Stream a reply. Closing the iterator (or cancelling its task) closes the HTTP stream,
+        which is how Ollama learns to stop generating."""
+        try:
+            stream = await self._client.chat(
+                model=model,
+                messages=[dict(message) for message in messages],
+                stream=True,
+                options=dict(options) if options else None,
+            )
+            # The client's stream is an async generator; aclosing makes its HTTP response close
+            # promptly however this loop ends, not whenever the garbage collector gets to it.
+            async with aclosing(cast(AsyncGenerator[ollama.ChatResponse, None], stream)) as parts:
+                async for part in parts:
+                    yield _chunk(part)
+        except ollama.ResponseError as error:
+            raise self._response_error(error, model) from None
+        except (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise OllamaUnreachable(self.host, _detail(error)) from None
+        except httpx.TransportError as error:
+            raise StreamInterrupted(f"the connection to Ollama broke mid-reply ({_detail(error)})") from None
+        except (json.JSONDecodeError, pydantic.ValidationError) as error:
+            raise StreamInterrupted(f"Ollama sent a reply llmdeck cannot read ({_detail(error)})") from None
+
+    async def _guard(self, call: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(call, QUERY_TIMEOUT_S)
+        except ollama.ResponseError as error:
+            raise self._response_error(error, None) from None
+        except httpx.HTTPStatusError as error:
+            raise OllamaResponseError(error.response.status_code, _error_text(error.response)) from None
+        except (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise OllamaUnreachable(self.host, _detail(error)) from None
+        except (TimeoutError, httpx.TimeoutException):
+            raise OllamaUnreachable(self.host, f"no answer within {QUERY_TIMEOUT_S:.0f} s") from None
+        except httpx.TransportError as error:
+            raise OllamaUnreachable(self.host, _detail(error)) from None
+        except (json.JSONDecodeError, KeyError, pydantic.ValidationError) as error:
+            raise OllamaResponseError(-1, f"unreadable answer ({_detail(error)})") from None
+
+    def _response_error(self, error: ollama.ResponseError, model: str | None) -> OllamaError:
+        message = str(error.error)
+        if error.status_code == 404 and model is not None:
+            return ModelNotFound(model, message)
+        return OllamaResponseError(error.status_code, message)
+
+
+def _installed_model(entry: ollama.ListResponse.Model) -> InstalledModel:
+    details = entry.details
+    return InstalledModel(
+        name=entry.model or "",
+        size_bytes=int(entry.size or 0),
+        parameter_size=(details.parameter_size if details else None) or "",
+        quantization=(details.quantization_level if details else None) or "",
+        family=(details.family if details else None) or "",
+        digest=entry.digest or "",
+    )
+
+
+def _chunk(part: ollama.ChatResponse) -> ChatChunk:
+    message = part.message
+    stats = None
+    if part.done:
+        stats = GenerationStats(
+            done_reason=part.done_reason,
+            eval_count=part.eval_count,
+            eval_duration_ns=part.eval_duration,
+            prompt_eval_count=part.prompt_eval_count,
+            prompt_eval_duration_ns=part.prompt_eval_duration,
+            load_duration_ns=part.load_duration,
+            total_duration_ns=part.total_duration,
+        )
+    return ChatChunk(content=message.content or "", thinking=message.thinking or "", stats=stats)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", response.text))
+    except (ValueError, AttributeError):
+        return response.text
+
+
+def _detail(error: BaseException) -> str:
+    return str(error) or type(error).__name__

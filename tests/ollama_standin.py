@@ -1,0 +1,380 @@
+"""A loopback stand-in for an Ollama server, speaking its wire format exactly.
+
+Built on pytest-httpserver (werkzeug), like ollama-python's own tests: the real `ollama.AsyncClient`
+talks real HTTP to it. What it reproduces, from Ollama's `server/routes.go` and `docs/api.md`:
+- `/api/chat` streams NDJSON (`application/x-ndjson`, chunked), one token per line, then a final
+  line with `done: true`, `done_reason` and nanosecond durations measured while it streamed;
+- errors before output are `{"error": "..."}` bodies with Ollama's status codes (404 for an unknown
+  model); errors after output are an `{"error": "..."}` line in a 200 stream;
+- `/api/version`, `/api/tags`, `/api/show`, `/api/ps` with Ollama's field names.
+
+Run it by hand for the TUI: `python tests/ollama_standin.py --port 11500 --token-delay 0.03`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+from werkzeug.serving import WSGIRequestHandler
+from werkzeug.wrappers import Request, Response
+
+# Ollama's Go server sends each token at once (Go sets TCP_NODELAY on every connection); without
+# this, Nagle's algorithm holds small NDJSON lines back for delayed ACKs and the stream stutters.
+WSGIRequestHandler.disable_nagle_algorithm = True
+
+NS_PER_S = 1_000_000_000
+
+DEFAULT_REPLY = """## Three facts about llamas
+
+1. Llamas are **camelids**, related to alpacas and camels.
+2. A llama can carry about a quarter of its body weight.
+3. They hum when they are curious or worried.
+
+```python
+def greet(name: str) -> str:
+    return f"Hello, {name}!"
+```
+
+| animal | weight |
+| --- | --- |
+| llama | 130 kg |
+| alpaca | 60 kg |
+"""
+
+
+@dataclass(frozen=True)
+class StandInModel:
+    name: str
+    size: int
+    parameter_size: str
+    quantization: str
+    family: str
+    digest: str
+    architecture: str = "llama"
+    block_count: int = 32
+    context_length: int = 131072
+    embedding_length: int = 4096
+    head_count: int = 32
+    head_count_kv: int = 8
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "parent_model": "",
+            "format": "gguf",
+            "family": self.family,
+            "families": [self.family],
+            "parameter_size": self.parameter_size,
+            "quantization_level": self.quantization,
+        }
+
+
+DEFAULT_MODELS: tuple[StandInModel, ...] = (
+    StandInModel(
+        "llama3.1:8b",
+        4_920_753_328,
+        "8.0B",
+        "Q4_K_M",
+        "llama",
+        "46e0c10c039e019119339687c3c1757cc81b9da49709a3b3924863ba87ca666e",
+    ),
+    StandInModel(
+        "qwen2.5:14b",
+        8_988_124_069,
+        "14.8B",
+        "Q4_K_M",
+        "qwen2",
+        "7cdf5a0187d5c58cc5d369b255592f7841d1c4696d45a8c8a9489440385b22f6",
+        architecture="qwen2",
+        block_count=48,
+        context_length=32768,
+        embedding_length=5120,
+        head_count=40,
+        head_count_kv=8,
+    ),
+    StandInModel(
+        "llama3.2:3b",
+        2_019_393_189,
+        "3.2B",
+        "Q4_K_M",
+        "llama",
+        "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+        block_count=28,
+        embedding_length=3072,
+        head_count=24,
+    ),
+    StandInModel(
+        "gemma2:2b-instruct-q8_0",
+        2_784_431_616,
+        "2.6B",
+        "Q8_0",
+        "gemma2",
+        "4a3c14db1a03fc2ad4dbc2bc1b9eacd1b12ddb8a1b3cb4b2d9e9a6f3ba3b0c51",
+        architecture="gemma2",
+        block_count=26,
+        context_length=8192,
+        embedding_length=2304,
+        head_count=8,
+        head_count_kv=4,
+    ),
+)
+
+
+@dataclass
+class Reply:
+    """What the next `/api/chat` answers; the defaults are a healthy, instant reply."""
+
+    text: str = DEFAULT_REPLY
+    token_delay_s: float = 0.0
+    load_delay_s: float = 0.0
+    # Before any output: an HTTP error with Ollama's JSON body.
+    status: int = 200
+    status_error: str = ""
+    # After some output: an error line inside the 200 stream, as Ollama sends it.
+    error_after_tokens: int | None = None
+    error_message: str = ""
+
+
+def split_tokens(text: str) -> list[str]:
+    """Token-sized pieces (a word with its trailing space, or a run of newlines)."""
+    return re.findall(r"[^\s]+[ \t]*|\n+|[ \t]+", text)
+
+
+@dataclass
+class StreamRecord:
+    """What one chat stream did, for tests to compare with what the app shows."""
+
+    model: str
+    sent_tokens: int = 0
+    final: dict[str, Any] | None = None
+    finished: bool = False
+    closed_by_client: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class OllamaStandIn:
+    def __init__(
+        self,
+        server: HTTPServer,
+        *,
+        version: str = "0.12.10",
+        models: tuple[StandInModel, ...] = DEFAULT_MODELS,
+    ) -> None:
+        self.server = server
+        self.version = version
+        self.models = {model.name: model for model in models}
+        self.replies: deque[Reply] = deque()
+        self.default_reply = Reply()
+        self.chat_requests: list[dict[str, Any]] = []
+        self.streams: list[StreamRecord] = []
+        self.loaded: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+        server.no_handler_status_code = 404
+        server.expect_request("/api/version", method="GET").respond_with_handler(self._version)
+        server.expect_request("/api/tags", method="GET").respond_with_handler(self._tags)
+        server.expect_request("/api/show", method="POST").respond_with_handler(self._show)
+        server.expect_request("/api/ps", method="GET").respond_with_handler(self._ps)
+        server.expect_request("/api/chat", method="POST").respond_with_handler(self._chat)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server.host}:{self.server.port}"
+
+    # Endpoints
+
+    def _version(self, request: Request) -> Response:
+        return _json({"version": self.version})
+
+    def _tags(self, request: Request) -> Response:
+        now = datetime.now(UTC)
+        return _json(
+            {
+                "models": [
+                    {
+                        "name": model.name,
+                        "model": model.name,
+                        "modified_at": (now - timedelta(days=index + 1)).isoformat(),
+                        "size": model.size,
+                        "digest": model.digest,
+                        "details": model.details(),
+                    }
+                    for index, model in enumerate(self.models.values())
+                ]
+            }
+        )
+
+    def _show(self, request: Request) -> Response:
+        body = _body(request) or {}
+        name = body.get("model") or body.get("name") or ""
+        model = self.models.get(name)
+        if model is None:
+            return _error(404, f"model '{name}' not found")
+        arch = model.architecture
+        return _json(
+            {
+                "modelfile": f"FROM /root/.ollama/models/blobs/sha256-{model.digest}\n",
+                "parameters": "",
+                "template": "{{ .Prompt }}",
+                "details": model.details(),
+                "model_info": {
+                    "general.architecture": arch,
+                    "general.parameter_count": int(float(model.parameter_size.rstrip("B")) * 1e9),
+                    f"{arch}.block_count": model.block_count,
+                    f"{arch}.context_length": model.context_length,
+                    f"{arch}.embedding_length": model.embedding_length,
+                    f"{arch}.attention.head_count": model.head_count,
+                    f"{arch}.attention.head_count_kv": model.head_count_kv,
+                },
+                "capabilities": ["completion"],
+                "modified_at": datetime.now(UTC).isoformat(),
+            }
+        )
+
+    def _ps(self, request: Request) -> Response:
+        with self._lock:
+            loaded = dict(self.loaded)
+        entries = []
+        for name, expires in loaded.items():
+            model = self.models[name]
+            entries.append(
+                {
+                    "name": name,
+                    "model": name,
+                    "size": model.size,
+                    "size_vram": 0,
+                    "digest": model.digest,
+                    "details": model.details(),
+                    "expires_at": expires.isoformat(),
+                    "context_length": 4096,
+                }
+            )
+        return _json({"models": entries})
+
+    def _chat(self, request: Request) -> Response:
+        body = _body(request)
+        if not isinstance(body, dict):
+            return _error(400, "invalid request body")
+        self.chat_requests.append(body)
+        name = body.get("model", "")
+        if name not in self.models:
+            return _error(404, f"model '{name}' not found")
+        reply = self.replies.popleft() if self.replies else self.default_reply
+        if reply.status != 200:
+            return _error(reply.status, reply.status_error)
+        record = StreamRecord(model=name)
+        self.streams.append(record)
+        prompt_tokens = sum(len(split_tokens(str(m.get("content", "")))) for m in body.get("messages", []))
+        return Response(
+            self._stream(name, reply, record, prompt_tokens),
+            status=200,
+            content_type="application/x-ndjson",
+        )
+
+    def _stream(self, name: str, reply: Reply, record: StreamRecord, prompt_tokens: int) -> Iterator[str]:
+        started = time.perf_counter_ns()
+        try:
+            if reply.load_delay_s:
+                time.sleep(reply.load_delay_s)
+            loaded_at = time.perf_counter_ns()
+            # Prompt evaluation: a plausible 2 ms per prompt token, really waited.
+            time.sleep(prompt_tokens * 0.000_2)
+            prompt_done = time.perf_counter_ns()
+            with self._lock:
+                self.loaded[name] = datetime.now(UTC) + timedelta(minutes=5)
+            tokens = split_tokens(reply.text)
+            first_token_at: int | None = None
+            for index, token in enumerate(tokens):
+                if reply.error_after_tokens is not None and index == reply.error_after_tokens:
+                    yield json.dumps({"error": reply.error_message}, separators=(",", ":")) + "\n"
+                    record.finished = True
+                    return
+                if index and reply.token_delay_s:
+                    time.sleep(reply.token_delay_s)
+                if first_token_at is None:
+                    first_token_at = time.perf_counter_ns()
+                yield _line(name, {"role": "assistant", "content": token}, done=False)
+                record.sent_tokens += 1
+            finished = time.perf_counter_ns()
+            final = {
+                "model": name,
+                "created_at": _now(),
+                "message": {"role": "assistant", "content": ""},
+                "done_reason": "stop",
+                "done": True,
+                "total_duration": finished - started,
+                "load_duration": loaded_at - started,
+                "prompt_eval_count": prompt_tokens,
+                "prompt_eval_duration": prompt_done - loaded_at,
+                "eval_count": len(tokens),
+                # Ollama times decoding from the first generated token to the last.
+                "eval_duration": finished - (first_token_at or prompt_done),
+            }
+            record.final = final
+            yield json.dumps(final, separators=(",", ":")) + "\n"
+            record.finished = True
+        finally:
+            # werkzeug closes this generator when a write fails because the client hung up.
+            if not record.finished:
+                record.closed_by_client = True
+            record.done.set()
+
+
+def _body(request: Request) -> Any:
+    # Ollama reads the body as JSON whatever the Content-Type says.
+    try:
+        return json.loads(request.get_data() or b"null")
+    except ValueError:
+        return None
+
+
+def _line(model: str, message: dict[str, str], *, done: bool) -> str:
+    payload = {"model": model, "created_at": _now(), "message": message, "done": done}
+    return json.dumps(payload, separators=(",", ":")) + "\n"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json(payload: dict[str, Any], status: int = 200) -> Response:
+    body = json.dumps(payload, separators=(",", ":"))
+    return Response(body, status=status, content_type="application/json; charset=utf-8")
+
+
+def _error(status: int, message: str) -> Response:
+    return _json({"error": message}, status)
+
+
+def start_standin(port: int = 0, **kwargs: Any) -> OllamaStandIn:
+    server = HTTPServer(host="127.0.0.1", port=port, threaded=True)
+    standin = OllamaStandIn(server, **kwargs)
+    server.start()
+    return standin
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=11500)
+    parser.add_argument("--token-delay", type=float, default=0.03, help="seconds between tokens")
+    parser.add_argument("--load-delay", type=float, default=0.3, help="seconds before the first token")
+    args = parser.parse_args()
+    standin = start_standin(args.port)
+    standin.default_reply = Reply(token_delay_s=args.token_delay, load_delay_s=args.load_delay)
+    print(f"Ollama stand-in on {standin.url} (ctrl+c stops it)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        standin.server.stop()
+
+
+if __name__ == "__main__":
+    main()
