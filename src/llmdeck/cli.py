@@ -1,0 +1,90 @@
+"""The `llmdeck` command. Textual is imported only when the TUI actually starts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from llmdeck import __version__
+from llmdeck.config import HostError, Settings, resolve_host
+from llmdeck.hardware import HardwareProbe, HardwareSnapshot, SnapshotError, StaticProbe, SystemProbe
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmdeck",
+        description=(
+            "Which local model can this machine run, and how fast? Shows the hardware, the models "
+            "installed in Ollama, and a chat with live tokens per second."
+        ),
+        epilog="Run without a command to open the terminal UI.",
+    )
+    parser.add_argument("--version", action="version", version=f"llmdeck {__version__}")
+    parser.add_argument(
+        "--host",
+        metavar="URL",
+        help="Ollama server address (default: $OLLAMA_HOST, else http://127.0.0.1:11434)",
+    )
+    parser.add_argument(
+        "--hardware",
+        metavar="FILE",
+        type=Path,
+        help="use a recorded hardware snapshot (from `llmdeck hardware --json`) instead of this machine",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    hardware = commands.add_parser("hardware", help="print this machine's CPU, memory and GPUs")
+    hardware.add_argument("--json", action="store_true", help="print a snapshot --hardware can load")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings(host=resolve_host(args.host))
+        probe = _probe(args.hardware)
+    except (HostError, SnapshotError) as error:
+        print(f"llmdeck: {error}", file=sys.stderr)
+        return 2
+
+    if args.command == "hardware":
+        return _print_hardware(probe, as_json=args.json)
+    return _run_tui(settings, probe)
+
+
+def _probe(recorded: Path | None) -> HardwareProbe:
+    if recorded is None:
+        return SystemProbe()
+    return StaticProbe(HardwareSnapshot.load(recorded))
+
+
+def _print_hardware(probe: HardwareProbe, *, as_json: bool) -> int:
+    try:
+        snapshot = probe.snapshot()
+    finally:
+        probe.close()
+    if as_json:
+        print(snapshot.to_json())
+        return 0
+    from llmdeck.units import gib
+
+    cpu, memory = snapshot.cpu, snapshot.memory
+    print(f"CPU   {cpu.model} ({cpu.physical_cores} cores, {cpu.logical_cores} threads)")
+    print(f"RAM   {gib(memory.available_bytes)} free of {gib(memory.total_bytes)}")
+    print(f"Swap  {gib(memory.swap_free_bytes)} free of {gib(memory.swap_total_bytes)}")
+    if not snapshot.gpu.gpus:
+        print(f"GPU   {snapshot.gpu.unavailable_reason or 'none'}")
+    for gpu in snapshot.gpu.gpus:
+        print(f"GPU {gpu.index} {gpu.name}: {gib(gpu.vram_free_bytes)} free of {gib(gpu.vram_total_bytes)}")
+    return 0
+
+
+def _run_tui(settings: Settings, probe: HardwareProbe) -> int:
+    from llmdeck.ollama_api import OllamaService
+    from llmdeck.ui.app import create_app
+
+    ollama = OllamaService(settings.host.value, connect_timeout_s=settings.connect_timeout_s)
+    create_app(ollama, probe, settings).run()
+    return 0

@@ -1,0 +1,216 @@
+"""The llmdeck app and the factory that builds it from its services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar, cast
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.widgets import Footer, Header, Static
+
+from llmdeck import __version__
+from llmdeck.config import Settings
+from llmdeck.hardware import HardwareProbe
+from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable
+from llmdeck.ui.chat_pane import ChatPane
+from llmdeck.ui.hardware_pane import HardwarePane
+from llmdeck.ui.messages import HardwareFailed, HardwareSampled, ServerOffline, ServerOnline
+from llmdeck.ui.models_pane import ModelsPane
+from llmdeck.ui.themes import DEFAULT_THEME, bundled_themes
+
+Handler = TypeVar("Handler", bound=Callable[..., None])
+
+
+def while_mounted(handler: Handler) -> Handler:
+    """Worker results can arrive while the app is closing and its panes are gone: drop them."""
+
+    @functools.wraps(handler)
+    def guarded(*args: Any, **kwargs: Any) -> None:
+        with contextlib.suppress(NoMatches):
+            handler(*args, **kwargs)
+
+    return cast(Handler, guarded)
+
+
+def default_model(models: list[InstalledModel]) -> str | None:
+    """The model the chat starts with: for now the largest on disk (the fit engine will choose)."""
+    if not models:
+        return None
+    return max(models, key=lambda model: (model.size_bytes, model.name)).name
+
+
+class OfflineBanner(Static):
+    DEFAULT_CSS = """
+    OfflineBanner {
+        display: none;
+        height: auto;
+        padding: 0 1;
+        background: $error 25%;
+        border: tall $error;
+    }
+    OfflineBanner.shown {
+        display: block;
+    }
+    """
+
+
+class LlmdeckApp(App[None]):
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "llmdeck"
+    AUTO_FOCUS = "#prompt"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("escape", "stop_reply", "Stop reply", id="chat.stop"),
+        Binding("ctrl+r", "reload", "Refresh", id="app.refresh"),
+        Binding("f2", "focus_models", "Models", id="models.focus"),
+        Binding("f3", "focus_chat", "Chat", id="chat.focus"),
+    ]
+
+    def __init__(self, ollama: OllamaService, probe: HardwareProbe, settings: Settings) -> None:
+        super().__init__()
+        self.ollama = ollama
+        self.probe = probe
+        self.settings = settings
+        self.models: list[InstalledModel] = []
+        self.server_version: str | None = None
+        self.sub_title = f"v{__version__}"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield OfflineBanner(id="banner")
+        with Horizontal(id="panes"):
+            with Vertical(id="left"):
+                yield HardwarePane(id="hardware")
+                yield ModelsPane(id="models")
+            yield ChatPane(self.ollama, id="chat")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        themes, problems = bundled_themes()
+        for theme in themes:
+            self.register_theme(theme)
+        if DEFAULT_THEME in self.available_themes:
+            self.theme = DEFAULT_THEME
+        for problem in problems:
+            self.notify(problem, title="Theme not loaded", severity="warning", timeout=10)
+        self._sample_hardware()
+        self.set_interval(self.settings.hardware_refresh_s, self._sample_hardware)
+        self._connect()
+
+    async def on_unmount(self) -> None:
+        await self.ollama.aclose()
+        # NVML shutdown is blocking but quick; the app is closing anyway.
+        self.probe.close()
+
+    # Hardware: probes block, so they run in a thread and report back by message.
+
+    @work(thread=True, exclusive=True, group="hardware", exit_on_error=False)
+    def _sample_hardware(self) -> None:
+        try:
+            snapshot = self.probe.snapshot()
+        except Exception as error:  # psutil or a driver can fail in many ways; the app runs on
+            self.post_message(HardwareFailed(f"{type(error).__name__}: {error}"))
+            return
+        self.post_message(HardwareSampled(snapshot))
+
+    @while_mounted
+    def on_hardware_sampled(self, message: HardwareSampled) -> None:
+        self.query_one(HardwarePane).show(message.snapshot)
+
+    @while_mounted
+    def on_hardware_failed(self, message: HardwareFailed) -> None:
+        self.query_one(HardwarePane).show_failure(message.reason)
+
+    # Ollama: one connect loop, retried with backoff while the server is down.
+
+    @work(exclusive=True, group="connect", exit_on_error=False)
+    async def _connect(self) -> None:
+        delay = self.settings.reconnect_initial_s
+        while True:
+            try:
+                version = await self.ollama.version()
+                models = await self.ollama.list_models()
+            except OllamaUnreachable as error:
+                host = self.ollama.host
+                self.post_message(ServerOffline(host, f"Cannot reach Ollama at {host}", error.detail))
+            except OllamaError as error:
+                host = self.ollama.host
+                self.post_message(ServerOffline(host, f"Ollama at {host} answers with an error", str(error)))
+            else:
+                self.post_message(ServerOnline(version, models))
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.settings.reconnect_max_s)
+
+    @while_mounted
+    def on_server_offline(self, message: ServerOffline) -> None:
+        banner = self.query_one(OfflineBanner)
+        text = Text()
+        text.append(message.headline, style="bold")
+        if message.detail:
+            text.append(f" ({message.detail})")
+        text.append("\nStart it with ")
+        text.append("ollama serve", style="bold")
+        text.append(" (or open the Ollama app), or point llmdeck at it with ")
+        text.append("--host URL", style="bold")
+        text.append(" or ")
+        text.append("OLLAMA_HOST", style="bold")
+        text.append(". Reconnecting by itself…")
+        banner.update(text)
+        banner.add_class("shown")
+        self.server_version = None
+        self.query_one(ChatPane).set_online(False)
+        self.query_one(ModelsPane).show_unavailable("Ollama not reachable")
+
+    @while_mounted
+    def on_server_online(self, message: ServerOnline) -> None:
+        self.query_one(OfflineBanner).remove_class("shown")
+        self.server_version = message.version
+        self.sub_title = f"v{__version__} · Ollama {message.version}"
+        self.models = message.models
+        chat = self.query_one(ChatPane)
+        current = chat.session.model if chat.session else None
+        names = {model.name for model in message.models}
+        active = current if current in names else default_model(message.models)
+        self.query_one(ModelsPane).show_models(message.models, active)
+        chat.set_online(True)
+        chat.use_model(active)
+
+    @on(ChatPane.ServerLost)
+    def _server_lost(self, message: ChatPane.ServerLost) -> None:
+        self._connect()
+
+    @on(ModelsPane.ModelChosen)
+    def _model_chosen(self, message: ModelsPane.ModelChosen) -> None:
+        self.query_one(ChatPane).use_model(message.name)
+        self.action_focus_chat()
+
+    # Actions
+
+    def action_stop_reply(self) -> None:
+        self.query_one(ChatPane).stop_reply()
+
+    def action_reload(self) -> None:
+        self._sample_hardware()
+        self._connect()
+
+    def action_focus_models(self) -> None:
+        self.query_one(ModelsPane).focus()
+
+    def action_focus_chat(self) -> None:
+        self.query_one("#prompt").focus()
+
+
+def create_app(ollama: OllamaService, probe: HardwareProbe, settings: Settings) -> LlmdeckApp:
+    """Build the app from its services; tests pass a loopback Ollama and a recorded probe."""
+    return LlmdeckApp(ollama=ollama, probe=probe, settings=settings)

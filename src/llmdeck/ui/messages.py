@@ -1,0 +1,40 @@
+"""Messages that carry results from workers back to the widgets."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from llmdeck.hardware import HardwareSnapshot
+from llmdeck.ollama_api import InstalledModel
+
+
+class HardwareSampled(Message):
+    """A new hardware reading. Only the newest one matters, so a queued one is replaced."""
+
+    def __init__(self, snapshot: HardwareSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, HardwareSampled)
+
+
+class HardwareFailed(Message):
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class ServerOnline(Message):
+    def __init__(self, version: str, models: list[InstalledModel]) -> None:
+        super().__init__()
+        self.version = version
+        self.models = models
+
+
+class ServerOffline(Message):
+    def __init__(self, host: str, headline: str, detail: str) -> None:
+        super().__init__()
+        self.host = host
+        self.headline = headline
+        self.detail = detail

@@ -1,0 +1,45 @@
+"""SVG snapshots pin the look of the main screen at a fixed terminal size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers import fast_settings, wait_until
+from ollama_standin import OllamaStandIn
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from llmdeck.hardware import StaticProbe
+from llmdeck.ollama_api import OllamaService
+from llmdeck.ui.app import OfflineBanner, create_app
+from llmdeck.ui.models_pane import ModelsPane
+
+SIZE = (120, 40)
+
+
+async def steady(pilot: Pilot[Any]) -> None:
+    pilot.app.query_one("#prompt", Input).cursor_blink = False
+
+
+def test_main_screen(snap_compare: Any, standin: OllamaStandIn, recorded_probe: StaticProbe) -> None:
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+
+    async def ready(pilot: Pilot[Any]) -> None:
+        await steady(pilot)
+        await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_offline_banner(snap_compare: Any, recorded_probe: StaticProbe) -> None:
+    # A fixed address, so the banner text is the same on every run; nothing listens on port 9.
+    host = "http://127.0.0.1:9"
+    app = create_app(OllamaService(host, connect_timeout_s=0.5), recorded_probe, fast_settings(host))
+
+    async def offline(pilot: Pilot[Any]) -> None:
+        await steady(pilot)
+        await wait_until(lambda: app.query_one(OfflineBanner).has_class("shown"))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=offline)
