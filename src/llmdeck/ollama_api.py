@@ -203,4 +203,8 @@ def _error_text(response: httpx.Response) -> str:
 
 
 def _detail(error: BaseException) -> str:
-    return str(error) or type(error).__name__
+    text = str(error) or type(error).__name__
+    if text == "All connection attempts failed" or text.startswith("Failed to connect to Ollama"):
+        # What httpx and ollama-python say when the port is closed; say it plainly.
+        return "connection refused: nothing is listening there"
+    return text

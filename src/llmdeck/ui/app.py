@@ -169,6 +169,7 @@ class LlmdeckApp(App[None]):
         banner.update(text)
         banner.add_class("shown")
         self.server_version = None
+        self.sub_title = f"v{__version__} · Ollama not reachable"
         self.query_one(ChatPane).set_online(False)
         self.query_one(ModelsPane).show_unavailable("Ollama not reachable")
 
