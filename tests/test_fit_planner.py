@@ -1,0 +1,195 @@
+"""The planner against arithmetic done by hand from Ollama's estimator, and its invariants."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmdeck.fit.planner import (
+    CUDA_MINIMUM_MEMORY,
+    GpuDevice,
+    PlanOptions,
+    SystemMemory,
+    plan,
+    processor_split,
+)
+from llmdeck.fit.spec import ModelSpec
+from llmdeck.fit.synth import Architecture, synthesize
+
+MIB = 1024**2
+GIB = 1024**3
+PLENTY = SystemMemory(total_bytes=64 * GIB, free_bytes=60 * GIB, free_swap_bytes=8 * GIB)
+
+
+def uniform(layers: int = 10, weights_mib: int = 98, output_mib: int = 50) -> ModelSpec:
+    """A model whose numbers are easy to follow: 8 heads of 64, so 2 MiB of KV per layer at 1024."""
+    return ModelSpec(
+        name="toy",
+        architecture="toy",
+        block_count=layers,
+        embedding_length=512,
+        head_count=(8,) * layers,
+        head_count_kv=(8,) * layers,
+        key_length=64,
+        value_length=64,
+        vocab_size=1000,
+        context_length=8192,
+        layer_bytes=(weights_mib * MIB,) * layers,
+        output_bytes=output_mib * MIB,
+        embedding_bytes=output_mib * MIB,
+        file_type="F16",
+        parameter_count=0,
+        source="catalog",
+    )
+
+
+TOY_GRAPH = 20 * MIB // 6  # generic fallback: GQA 1 x 20 MiB of KV / 6
+OPTIONS = PlanOptions(num_ctx=1024)
+
+
+def gpu(free_mib: float, name: str = "NVIDIA GeForce RTX 3060") -> GpuDevice:
+    return GpuDevice(name=name, total_bytes=12 * GIB, free_bytes=int(free_mib * MIB))
+
+
+def test_processor_column_like_ollama_ps() -> None:
+    assert processor_split(100, 0) == "100% CPU"
+    assert processor_split(100, 100) == "100% GPU"
+    assert processor_split(100, 101) == "Unknown"
+    assert processor_split(1000, 420) == "58%/42% CPU/GPU"
+    assert processor_split(3, 1) == "67%/33% CPU/GPU"
+
+
+def test_everything_fits_on_one_gpu() -> None:
+    result = plan(uniform(), [gpu(4096)], PLENTY, OPTIONS)
+    # 457 MiB minimum + the spare layer (100) + 10 layers (1000) + output (50) + graph
+    expected = CUDA_MINIMUM_MEMORY + 100 * MIB + 1000 * MIB + 50 * MIB + TOY_GRAPH
+    assert (result.num_gpu, result.layers_total) == (11, 11)
+    assert result.size_vram == result.size == expected
+    assert result.processor == "100% GPU"
+    assert result.verdict == "gpu"
+
+
+def test_partial_offload_places_as_many_layers_as_fit() -> None:
+    # Room for the minimum, the spare layer, the graph and 4.6 layers: 4 layers go, 6 and the output stay.
+    free = 457 + 100 + TOY_GRAPH / MIB + 460
+    result = plan(uniform(), [gpu(free)], PLENTY, OPTIONS)
+    assert result.num_gpu == 4
+    assert result.size_vram == CUDA_MINIMUM_MEMORY + 100 * MIB + 4 * 100 * MIB + TOY_GRAPH
+    assert result.size == result.size_vram + 6 * 100 * MIB + 50 * MIB
+    assert result.verdict == "partial"
+    assert result.processor == "40%/60% CPU/GPU"  # 650 of 1610 MiB on the CPU
+
+
+def test_too_little_memory_for_any_layer_runs_on_the_cpu() -> None:
+    # The rule: free must exceed minimum + graph + 2 spare layers before a GPU gets anything.
+    free = 457 + TOY_GRAPH / MIB + 200 - 1
+    result = plan(uniform(), [gpu(free)], PLENTY, OPTIONS)
+    assert result.num_gpu == 0
+    assert result.size_vram == 0
+    assert result.size == 10 * 100 * MIB + 50 * MIB  # weights + KV + output, no graph
+    assert result.verdict == "cpu"
+    assert result.processor == "100% CPU"
+    assert any("even one layer" in note for note in result.notes)
+
+
+def test_not_enough_ram_for_the_cpu_share_does_not_fit() -> None:
+    small = SystemMemory(total_bytes=2 * GIB, free_bytes=500 * MIB, free_swap_bytes=0)
+    assert plan(uniform(), [], small, OPTIONS).verdict == "none"
+    free = 457 + 100 + TOY_GRAPH / MIB + 460
+    assert plan(uniform(), [gpu(free)], small, OPTIONS).verdict == "none"  # 650 MiB must stay in RAM
+
+
+def test_two_gpus_share_the_layers_round_robin() -> None:
+    result = plan(uniform(), [gpu(4096), gpu(4096, "NVIDIA GeForce RTX 3060 #2")], PLENTY, OPTIONS)
+    assert result.layers_per_gpu == (6, 5)  # 5 repeating layers each, the output on the first
+    assert result.num_gpu == 11
+    assert all(used <= 4096 * MIB for used in result.bytes_per_gpu)
+
+
+def test_num_gpu_asks_for_a_layer_count() -> None:
+    result = plan(uniform(), [gpu(4096)], PLENTY, PlanOptions(num_ctx=1024, num_gpu=3))
+    assert result.num_gpu == 3
+    assert plan(uniform(), [gpu(4096)], PLENTY, PlanOptions(num_ctx=1024, num_gpu=0)).verdict == "cpu"
+
+
+def test_metal_has_no_partial_graph_penalty_and_respects_unified_memory() -> None:
+    metal = GpuDevice("Apple M2 Pro (19-core GPU)", 21 * GIB, 21 * GIB, library="metal")
+    spec = synthesize(Architecture("llama", 32, 4096, 14336, 32, 8, 128256, 131072), "Q4_K_M", "llama3.1:8b")
+    result = plan(spec, [metal], SystemMemory(32 * GIB, 20 * GIB), PlanOptions(num_ctx=4096))
+    assert result.verdict == "gpu"
+    assert result.graph_bytes == 310_380_544  # the full graph, 296 MiB
+
+
+def test_context_is_clamped_to_what_the_model_supports() -> None:
+    result = plan(uniform(), [gpu(4096)], PLENTY, PlanOptions(num_ctx=100_000))
+    assert result.num_ctx == 8192
+    assert any("clamps" in note for note in result.notes)
+
+
+def test_quantized_kv_needs_flash_attention() -> None:
+    spec = uniform()
+    without = plan(spec, [gpu(4096)], PLENTY, PlanOptions(num_ctx=1024, kv_cache_type="q8_0"))
+    assert without.kv_cache_type == "f16"
+    assert any("needs flash attention" in note for note in without.notes)
+    with_fa = plan(
+        spec, [gpu(4096)], PLENTY, PlanOptions(num_ctx=1024, kv_cache_type="q8_0", flash_attention=True)
+    )
+    assert with_fa.kv_cache_type == "q8_0"
+    assert with_fa.kv_cache_bytes == without.kv_cache_bytes // 2
+
+
+@pytest.mark.parametrize("regime", ["layout", "fit"])
+def test_newer_regimes_need_no_spare_layer(regime: str) -> None:
+    spec = uniform()
+    classic = plan(spec, [gpu(1500)], PLENTY, OPTIONS)
+    newer = plan(spec, [gpu(1500)], PLENTY, PlanOptions(num_ctx=1024, regime=regime))  # type: ignore[arg-type]
+    assert newer.regime == regime
+    if regime == "layout":
+        assert newer.num_gpu > classic.num_gpu  # no spare layer held back
+    else:
+        assert newer.num_gpu < classic.num_gpu  # llama.cpp keeps 1 GiB free per device
+
+
+free_mib = st.integers(min_value=0, max_value=6000)
+
+
+@settings(max_examples=150, deadline=None)
+@given(free=free_mib, more=st.integers(min_value=0, max_value=4000))
+def test_more_free_vram_never_means_fewer_layers(free: int, more: int) -> None:
+    spec = uniform()
+    assert (
+        plan(spec, [gpu(free + more)], PLENTY, OPTIONS).num_gpu
+        >= plan(spec, [gpu(free)], PLENTY, OPTIONS).num_gpu
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(free_a=free_mib, free_b=free_mib)
+def test_vram_used_never_exceeds_free_vram(free_a: int, free_b: int) -> None:
+    gpus = [gpu(free_a), gpu(free_b, "second")]
+    result = plan(uniform(), gpus, PLENTY, OPTIONS)
+    for used, device in zip(result.bytes_per_gpu, gpus, strict=True):
+        assert used <= device.free_bytes
+    assert result.size_vram <= sum(device.free_bytes for device in gpus)
+
+
+@settings(max_examples=100, deadline=None)
+@given(free=free_mib, ctx=st.sampled_from([512, 1024, 2048, 4096, 8192]), factor=st.sampled_from([2, 4]))
+def test_more_context_never_means_more_layers(free: int, ctx: int, factor: int) -> None:
+    spec = uniform(weights_mib=40)
+    small = plan(spec, [gpu(free)], PLENTY, PlanOptions(num_ctx=ctx))
+    large = plan(spec, [gpu(free)], PLENTY, PlanOptions(num_ctx=min(ctx * factor, 8192)))
+    assert large.num_gpu <= small.num_gpu
+
+
+@settings(max_examples=100, deadline=None)
+@given(free=free_mib)
+def test_zero_layer_rule(free: int) -> None:
+    spec = uniform()
+    result = plan(spec, [gpu(free)], PLENTY, OPTIONS)
+    spare = 100 * MIB
+    if free * MIB < CUDA_MINIMUM_MEMORY + TOY_GRAPH + 2 * spare:
+        assert result.num_gpu == 0 and result.size_vram == 0
+    else:
+        assert result.num_gpu >= 1
