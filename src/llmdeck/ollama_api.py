@@ -115,6 +115,25 @@ class OllamaService:
         listing = await self._guard(self._client.list())
         return [_installed_model(entry) for entry in listing.models]
 
+    async def show(self, model: str) -> dict[str, Any]:
+        """`/api/show` with `verbose`, which adds the tensor table the planner needs.
+
+        ollama-python's `show` has no `verbose` flag and drops `tensors`, so this one call goes
+        through httpx directly, like `version`.
+        """
+
+        async def fetch() -> dict[str, Any]:
+            response = await self._http.post("/api/show", json={"model": model, "verbose": True})
+            if response.status_code == 404:
+                raise ModelNotFound(model, _error_text(response))
+            response.raise_for_status()
+            body = response.json()
+            if not isinstance(body, dict):
+                raise OllamaResponseError(-1, "unreadable answer to /api/show")
+            return body
+
+        return await self._guard(fetch())
+
     async def chat(
         self,
         model: str,

@@ -78,9 +78,9 @@ class ModelSpec:
 
     @property
     def file_bytes(self) -> int:
-        """Size of the weights as stored (the GGUF minus its header)."""
+        """Size of the weights as stored (the GGUF minus its header), vision weights included."""
         embedding = 0 if self.tied_embeddings else self.embedding_bytes
-        return sum(self.layer_bytes) + self.output_bytes + embedding + self.other_bytes
+        return sum(self.layer_bytes) + self.output_bytes + embedding + self.other_bytes + self.projector_bytes
 
     @property
     def is_moe(self) -> bool:

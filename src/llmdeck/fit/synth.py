@@ -170,8 +170,14 @@ class _Builder:
         return Tensor(role, (length,), "F32")
 
 
-def tensors(arch: Architecture, file_type: str) -> Iterator[tuple[int | None, Tensor]]:
-    """Every tensor of the model with its block index (None outside the blocks)."""
+def tensors(
+    arch: Architecture, file_type: str, embedding_type: str | None = None
+) -> Iterator[tuple[int | None, Tensor]]:
+    """Every tensor of the model with its block index (None outside the blocks).
+
+    `embedding_type` forces the type of `token_embd` where a file is known to differ from the
+    quantizer's rules (Ollama's own quantizer keeps qwen3's embeddings in Q6_K).
+    """
     build = _Builder(arch, file_type_name(file_type))
     weight, vector = build.weight, build.vector
     n = arch.block_count
@@ -179,10 +185,12 @@ def tensors(arch: Architecture, file_type: str) -> Iterator[tuple[int | None, Te
     name = arch.architecture
 
     # A tied embedding doubles as the output, so the quantizer treats it as the output.
-    yield (
-        None,
-        weight("output" if arch.tied_embeddings else "token_embd", (e, arch.vocab_size), name="token_embd"),
+    embedding = weight(
+        "output" if arch.tied_embeddings else "token_embd", (e, arch.vocab_size), name="token_embd"
     )
+    if embedding_type is not None:
+        embedding = Tensor("token_embd", embedding.shape, embedding_type)
+    yield None, embedding
     yield None, vector("output_norm", e)
     if not arch.tied_embeddings:
         yield None, weight("output", (e, arch.vocab_size))
@@ -268,12 +276,24 @@ def _mla_attention(build: _Builder, i: int) -> Iterator[Tensor]:
     yield weight("attn_output", (heads * v, e), i)
 
 
-def synthesize(arch: Architecture, file_type: str, name: str, parameter_count: int = 0) -> ModelSpec:
-    """A `ModelSpec` with per-layer bytes as a GGUF of this architecture and file type holds them."""
+def synthesize(
+    arch: Architecture,
+    file_type: str,
+    name: str,
+    parameter_count: int = 0,
+    *,
+    embedding_type: str | None = None,
+    vision_bytes: int = 0,
+) -> ModelSpec:
+    """A `ModelSpec` with per-layer bytes as a GGUF of this architecture and file type holds them.
+
+    `vision_bytes` are a vision encoder stored in the same file (gemma3); Ollama places them on
+    the first GPU like a projector.
+    """
     layer_bytes = [0] * arch.block_count
     expert_bytes = [0] * arch.block_count
     embedding = output = output_norm = other = 0
-    for layer, tensor in tensors(arch, file_type):
+    for layer, tensor in tensors(arch, file_type, embedding_type):
         if layer is not None:
             layer_bytes[layer] += tensor.bytes
             if tensor.name.endswith("_exps"):
@@ -293,17 +313,17 @@ def synthesize(arch: Architecture, file_type: str, name: str, parameter_count: i
         gate_exps = next(
             t.bytes for layer, t in tensors(arch, file_type) if layer == 0 and t.name == "ffn_gate_exps"
         )
-    is_mla = arch.architecture == "deepseek2"
     return ModelSpec(
         name=name,
         architecture=arch.architecture,
         block_count=arch.block_count,
         embedding_length=arch.embedding_length,
         head_count=(arch.head_count,) * arch.block_count,
-        # deepseek2 caches one latent vector per token: Ollama's metadata says 1 KV head of that width.
-        head_count_kv=(1 if is_mla else arch.head_count_kv,) * arch.block_count,
-        key_length=(arch.kv_lora_rank + arch.rope_dimension_count) if is_mla else arch.head_dim_k,
-        value_length=arch.kv_lora_rank if is_mla else arch.head_dim_v,
+        # As the GGUF metadata states them, which is what Ollama's estimate reads (for deepseek2's
+        # latent attention that overstates the real cache, and Ollama plans with it all the same).
+        head_count_kv=(arch.head_count_kv,) * arch.block_count,
+        key_length=arch.head_dim_k,
+        value_length=arch.head_dim_v,
         vocab_size=arch.vocab_size,
         context_length=arch.context_length,
         layer_bytes=tuple(layer_bytes),
@@ -312,6 +332,7 @@ def synthesize(arch: Architecture, file_type: str, name: str, parameter_count: i
         file_type=file_type_name(file_type),
         parameter_count=parameter_count,
         source="catalog",
+        projector_bytes=vision_bytes,
         sliding_window=arch.sliding_window,
         feed_forward_length=arch.feed_forward_length,
         expert_count=arch.expert_count,
