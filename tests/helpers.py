@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.console import Console
+from textual.app import App
 from textual.geometry import Region
 from textual.widget import Widget
 
@@ -17,7 +20,9 @@ DATA = Path(__file__).parent / "data"
 
 def fast_settings(host: str) -> Settings:
     """Settings for tests: reconnect quickly so recovery is seen within a second."""
-    return Settings(host=Setting(host, "command line"), reconnect_initial_s=0.05, reconnect_max_s=0.2)
+    return Settings(
+        host=Setting(host, "command line"), reconnect_initial_s=0.05, reconnect_max_s=0.2, heartbeat_s=0.2
+    )
 
 
 def free_port() -> int:
@@ -40,3 +45,10 @@ def widget_text(widget: Widget) -> str:
     """The characters a widget shows on screen, borders included."""
     lines = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
     return "\n".join(line.text for line in lines)
+
+
+def terminal_output(app: App[None]) -> str:
+    """What the app would write to the terminal for a full redraw, escape sequences included."""
+    update = app.screen._compositor.render_update(full=True)
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=app.size.width)
+    return str(update.render_segments(console))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from helpers import fast_settings, free_port, wait_until, widget_text
-from ollama_standin import DEFAULT_REPLY, OllamaStandIn, Reply, start_standin
+from helpers import fast_settings, free_port, terminal_output, wait_until, widget_text
+from ollama_standin import DEFAULT_REPLY, OllamaStandIn, Reply, StandInModel, start_standin
 from textual.widgets import Input
 
 from llmdeck.hardware import StaticProbe
@@ -142,6 +142,7 @@ async def test_unreachable_server_shows_a_banner_then_recovers_when_it_starts(
         # Typing a prompt while offline keeps the text and says why nothing happens.
         await send(app, pilot, "hello")
         assert app.query_one("#prompt", Input).value == "hello"
+        assert any("not reachable" in str(n.message) for n in app._notifications)
         standin = start_standin(port)
         try:
             await wait_until(lambda: not banner.has_class("shown"), timeout=10)
@@ -235,8 +236,105 @@ async def test_control_sequences_in_a_reply_are_shown_inert(
         assert session is not None and "\x1b]0;pwned\x07" in session.turns[-1].content
 
 
-def test_every_binding_has_an_id_and_a_footer_label() -> None:
-    for owner in (LlmdeckApp, ModelsPane):
-        for binding in owner.BINDINGS:
-            assert getattr(binding, "id", None), f"{owner.__name__}: {binding} has no id"
-            assert getattr(binding, "show", True) and getattr(binding, "description", "")
+async def test_every_binding_of_llmdeck_has_an_id_and_a_footer_label(recorded_probe: StaticProbe) -> None:
+    host = f"http://127.0.0.1:{free_port()}"
+    app = build(host, recorded_probe)
+    async with app.run_test(size=SIZE):
+        owners = [app, *app.screen.walk_children()]
+        checked = 0
+        for owner in owners:
+            if not type(owner).__module__.startswith("llmdeck."):
+                continue  # Textual's own widgets (Input, DataTable) bring their editing keys
+            for binding in type(owner).BINDINGS:
+                checked += 1
+                assert getattr(binding, "id", None), f"{type(owner).__name__}: {binding} has no id"
+                assert getattr(binding, "show", True) and getattr(binding, "description", "")
+        assert checked >= 8
+
+
+async def test_escape_after_the_last_token_keeps_the_whole_reply(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = build(standin.url, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await models_listed(app)
+        await send(app, pilot, "hi")
+        # Esc twice once the server has sent everything: during or after the wrap-up.
+        await wait_until(lambda: bool(standin.streams) and standin.streams[-1].finished)
+        await pilot.press("escape", "escape")
+        chat = app.query_one(ChatPane)
+        await wait_until(lambda: not chat.streaming)
+        session = chat.session
+        assert session is not None
+        assert [turn.role for turn in session.turns] == ["user", "assistant"]
+        # Whether the Esc came before or after the last chunk was read, what the model will see
+        # next is exactly what the screen shows, and the status is final.
+        assert session.turns[-1].content == replies(app)[0].source
+        assert "(live, llmdeck)" not in status(app)
+
+
+async def test_double_escape_mid_stream_stops_once(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    standin.replies.append(Reply(token_delay_s=0.03))
+    app = build(standin.url, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await models_listed(app)
+        await send(app, pilot, "hi")
+        await wait_until(lambda: bool(standin.streams) and standin.streams[-1].sent_tokens >= 5)
+        await pilot.press("escape", "escape")
+        chat = app.query_one(ChatPane)
+        await wait_until(lambda: not chat.streaming)
+        assert sum(note.startswith("stopped by you") for note in notes(app)) == 1
+        assert chat.session is not None and chat.session.turns[-1].role == "assistant"
+
+
+async def test_escape_sequences_from_the_server_never_reach_the_terminal(recorded_probe: StaticProbe) -> None:
+    evil = "boom \x1b]0;pwned\x1b\\ \x1b]52;c;ZXZpbA==\x1b\\ end"
+    hostile = StandInModel("m\x1b]0;T\x1b\\:1b", 1_000_000, "1B", "Q4_0", "llama", "0" * 64)
+    standin = start_standin(models=(hostile,))
+    standin.replies.append(Reply(error_after_tokens=1, error_message=evil))
+    try:
+        app = build(standin.url, recorded_probe)
+        async with app.run_test(size=SIZE) as pilot:
+            await models_listed(app)
+            await send(app, pilot, "hello")
+            chat = app.query_one(ChatPane)
+            await wait_until(lambda: bool(notes(app)) and not chat.streaming)
+            await pilot.pause()
+            shown = terminal_output(app)
+            assert "boom" in shown and "end" in shown  # the text is there...
+            assert "\x1b]0;" not in shown and "\x1b]52;" not in shown  # ...its sequences are not
+    finally:
+        standin.server.stop()
+
+
+async def test_a_server_that_stops_later_brings_the_banner_back_and_recovers(
+    recorded_probe: StaticProbe,
+) -> None:
+    port = free_port()
+    first = start_standin(port)
+    app = build(first.url, recorded_probe)
+    async with app.run_test(size=SIZE):
+        await models_listed(app)
+        banner = app.query_one(OfflineBanner)
+        first.server.stop()
+        await wait_until(lambda: banner.has_class("shown"), timeout=10)
+        assert "not reachable" in app.sub_title
+        second = start_standin(port)
+        try:
+            await wait_until(lambda: not banner.has_class("shown"), timeout=10)
+            assert "Ollama 0.12.10" in app.sub_title
+        finally:
+            second.server.stop()
+
+
+async def test_a_model_installed_meanwhile_appears_in_the_list(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = build(standin.url, recorded_probe)
+    async with app.run_test(size=SIZE):
+        await models_listed(app)
+        new = StandInModel("phi4:14b", 9_053_116_391, "14.7B", "Q4_K_M", "phi3", "1" * 64)
+        standin.models[new.name] = new
+        await wait_until(lambda: "phi4:14b" in app.query_one(ModelsPane).sorted_names())

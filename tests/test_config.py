@@ -21,15 +21,20 @@ from llmdeck.config import DEFAULT_HOST, HostError, normalize_host, resolve_host
         ("[0001:002:003:0004::1]:56789", "http://[0001:002:003:0004::1]:56789"),
         ("::1", "http://[::1]:11434"),
         ("  localhost:11500  ", "http://localhost:11500"),
+        ('"0.0.0.0:11434"', "http://0.0.0.0:11434"),  # quotes from a unit file, stripped as Ollama does
+        ("'gpu-box'", "http://gpu-box:11434"),
+        ("HTTP://gpu-box", "http://gpu-box:80"),
     ],
 )
 def test_host_is_read_like_ollama_reads_it(raw: str, url: str) -> None:
     assert normalize_host(raw) == url
 
 
-@pytest.mark.parametrize("raw", ["ftp://host", "host:99999", "host:port", "[::1", "[::1]x"])
+@pytest.mark.parametrize(
+    "raw", ["ftp://host", "host:99999", "host:port", "[::1", "[::1]x", "[zz]", "box?x=1", "user@box", "-box"]
+)
 def test_unusable_host_is_refused_with_the_value_named(raw: str) -> None:
-    with pytest.raises(HostError, match=r"Ollama address|port"):
+    with pytest.raises(HostError, match=r"Ollama address"):
         normalize_host(raw)
 
 

@@ -129,3 +129,52 @@ async def test_closing_the_stream_early_closes_the_http_connection(
     assert await asyncio.to_thread(record.done.wait, 5.0)
     assert record.closed_by_client
     assert record.sent_tokens < 20
+
+
+def serve_raw(standin: OllamaStandIn, path: str, body: bytes, status: int = 200) -> None:
+    from werkzeug.wrappers import Response
+
+    standin.server.clear()
+    method = "POST" if path == "/api/chat" else "GET"
+    standin.server.expect_request(path, method=method).respond_with_response(Response(body, status))
+
+
+async def test_a_stream_that_ends_without_done_is_an_interruption(standin: OllamaStandIn) -> None:
+    line = b'{"model":"x","message":{"role":"assistant","content":"hi"},"done":false}\n'
+    serve_raw(standin, "/api/chat", line * 3)
+    service = OllamaService(standin.url)
+    try:
+        with pytest.raises(StreamInterrupted, match="before Ollama said it was done"):
+            await collect(service)
+    finally:
+        await service.aclose()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/api/chat", b"[1]\n", 200),  # a JSON line that is not an object
+        ("/api/chat", b'"x"', 500),  # an error body that is JSON but not an object
+        ("/api/version", b"[]", 200),
+        ("/api/version", b"\xff\xfe\x00", 200),
+        ("/api/tags", b"[]", 200),
+        ("/api/tags", b"null", 200),
+    ],
+)
+async def test_malformed_answers_become_ollama_errors_not_crashes(
+    standin: OllamaStandIn, path: str, body: bytes, status: int
+) -> None:
+    from llmdeck.ollama_api import OllamaError
+
+    serve_raw(standin, path, body, status)
+    service = OllamaService(standin.url)
+    try:
+        calls = {
+            "/api/chat": lambda: collect(service),
+            "/api/version": service.version,
+            "/api/tags": service.list_models,
+        }
+        with pytest.raises(OllamaError):
+            await calls[path]()
+    finally:
+        await service.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import fast_settings, wait_until
+from helpers import fast_settings, wait_until, widget_text
 from ollama_standin import OllamaStandIn
 from textual.pilot import Pilot
 from textual.widgets import Input
@@ -12,6 +12,7 @@ from textual.widgets import Input
 from llmdeck.hardware import StaticProbe
 from llmdeck.ollama_api import OllamaService
 from llmdeck.ui.app import OfflineBanner, create_app
+from llmdeck.ui.hardware_pane import HardwarePane
 from llmdeck.ui.models_pane import ModelsPane
 
 SIZE = (120, 40)
@@ -19,6 +20,8 @@ SIZE = (120, 40)
 
 async def steady(pilot: Pilot[Any]) -> None:
     pilot.app.query_one("#prompt", Input).cursor_blink = False
+    # The hardware pane fills from a thread worker; the snapshot must not race it.
+    await wait_until(lambda: "RTX 4090" in widget_text(pilot.app.query_one(HardwarePane)))
 
 
 def test_main_screen(snap_compare: Any, standin: OllamaStandIn, recorded_probe: StaticProbe) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
@@ -17,6 +18,7 @@ DEFAULT_OLLAMA_PORT = 11434
 DEFAULT_HOST = f"http://127.0.0.1:{DEFAULT_OLLAMA_PORT}"
 
 Source = Literal["command line", "environment", "default"]
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 T = TypeVar("T")
 
 
@@ -31,10 +33,12 @@ def normalize_host(raw: str) -> str:
     llmdeck talks to the same server the `ollama` CLI would: a bare host gets `http://` and port
     11434; an explicit `http://` or `https://` without a port gets 80 or 443; a path is kept.
     """
-    value = raw.strip()
+    # Ollama strips surrounding quotes too: OLLAMA_HOST="0.0.0.0" set with quotes in a unit file.
+    value = raw.strip().strip("\"'").strip()
     if not value:
         return DEFAULT_HOST
     scheme, sep, rest = value.partition("://")
+    scheme = scheme.lower()
     default_port = DEFAULT_OLLAMA_PORT
     if not sep:
         scheme, rest = "http", value
@@ -50,6 +54,8 @@ def normalize_host(raw: str) -> str:
     host, port = _split_host_port(hostport, raw)
     if not host:
         host = "127.0.0.1"
+    if not host.startswith("[") and not _HOSTNAME.fullmatch(host):
+        raise HostError(f"{host!r} is not a host name or address in Ollama address {raw!r}")
     url = f"{scheme}://{host}:{port if port is not None else default_port}"
     return f"{url}/{path}" if path else url
 
@@ -60,6 +66,10 @@ def _split_host_port(hostport: str, raw: str) -> tuple[str, int | None]:
         if end < 0:
             raise HostError(f"unclosed '[' in Ollama address {raw!r}")
         host, tail = hostport[: end + 1], hostport[end + 1 :]
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError as exc:
+            raise HostError(f"{host!r} is not an IPv6 address in Ollama address {raw!r}") from exc
         if not tail:
             return host, None
         if not tail.startswith(":"):
@@ -99,6 +109,8 @@ class Settings:
     # up at once, then back off so a server that stays down costs nothing.
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 10.0
+    # While connected, how often to check the server is still there and its model list unchanged.
+    heartbeat_s: float = 5.0
     hardware_refresh_s: float = 2.0
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
+import os
+from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -17,6 +18,8 @@ from typing import Any, TypeVar, cast
 import httpx
 import ollama
 import pydantic
+
+from llmdeck.sanitize import inert
 
 # Listing models or asking the version answers in milliseconds; waiting longer means trouble.
 QUERY_TIMEOUT_S = 15.0
@@ -36,7 +39,7 @@ class OllamaUnreachable(OllamaError):
 class ModelNotFound(OllamaError):
     def __init__(self, model: str, server_message: str) -> None:
         self.model = model
-        self.server_message = server_message
+        self.server_message = inert(server_message)
         super().__init__(f"model {model!r} is not installed on this server: {server_message}")
 
 
@@ -45,7 +48,8 @@ class OllamaResponseError(OllamaError):
 
     def __init__(self, status_code: int, message: str) -> None:
         self.status_code = status_code
-        self.message = message
+        # Ollama's words are shown to the user; a hostile server must not reach their terminal.
+        self.message = message = inert(message)
         where = f"HTTP {status_code}" if status_code > 0 else "during the reply"
         super().__init__(f"Ollama error ({where}): {message}")
 
@@ -96,8 +100,12 @@ class OllamaService:
         # Read timeout stays open: loading a large model before the first token can take minutes.
         timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=30.0, pool=connect_timeout_s)
         self._client = ollama.AsyncClient(host=host, timeout=timeout)
-        # ollama-python has no call for /api/version.
-        self._http = httpx.AsyncClient(base_url=host, timeout=timeout)
+        # ollama-python has no call for /api/version nor a verbose /api/show; these go through
+        # httpx directly, set up as ollama-python sets up its own client.
+        headers = {"Accept": "application/json"}
+        if api_key := os.environ.get("OLLAMA_API_KEY"):
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(base_url=host, timeout=timeout, follow_redirects=True, headers=headers)
 
     async def aclose(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]
@@ -107,7 +115,10 @@ class OllamaService:
         async def fetch() -> str:
             response = await self._http.get("/api/version")
             response.raise_for_status()
-            return str(response.json()["version"])
+            body = response.json()
+            if not isinstance(body, dict) or not isinstance(body.get("version"), str):
+                raise OllamaResponseError(-1, "the answer to /api/version has no version")
+            return inert(body["version"])
 
         return await self._guard(fetch())
 
@@ -139,7 +150,7 @@ class OllamaService:
         model: str,
         messages: Sequence[ChatMessage],
         options: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[ChatChunk]:
+    ) -> AsyncGenerator[ChatChunk, None]:
         """Stream a reply. Closing the iterator (or cancelling its task) closes the HTTP stream,
         which is how Ollama learns to stop generating."""
         try:
@@ -151,9 +162,14 @@ class OllamaService:
             )
             # The client's stream is an async generator; aclosing makes its HTTP response close
             # promptly however this loop ends, not whenever the garbage collector gets to it.
+            finished = False
             async with aclosing(cast(AsyncGenerator[ollama.ChatResponse, None], stream)) as parts:
                 async for part in parts:
-                    yield _chunk(part)
+                    chunk = _chunk(part)
+                    finished = chunk.stats is not None
+                    yield chunk
+            if not finished:
+                raise StreamInterrupted("the reply ended before Ollama said it was done")
         except ollama.ResponseError as error:
             raise self._response_error(error, model) from None
         except (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout) as error:
@@ -162,6 +178,14 @@ class OllamaService:
             raise StreamInterrupted(f"the connection to Ollama broke mid-reply ({_detail(error)})") from None
         except (json.JSONDecodeError, pydantic.ValidationError) as error:
             raise StreamInterrupted(f"Ollama sent a reply llmdeck cannot read ({_detail(error)})") from None
+        except OllamaError:
+            raise
+        except Exception as error:
+            # Anything else a broken or hostile server provokes in the client (a JSON line that is
+            # not an object, an error body that is not one either) is still a bad reply, not a crash.
+            raise StreamInterrupted(
+                f"Ollama sent a reply llmdeck cannot read ({type(error).__name__}: {inert(_detail(error))})"
+            ) from None
 
     async def _guard(self, call: Awaitable[T]) -> T:
         try:
@@ -176,8 +200,12 @@ class OllamaService:
             raise OllamaUnreachable(self.host, f"no answer within {QUERY_TIMEOUT_S:.0f} s") from None
         except httpx.TransportError as error:
             raise OllamaUnreachable(self.host, _detail(error)) from None
-        except (json.JSONDecodeError, KeyError, pydantic.ValidationError) as error:
-            raise OllamaResponseError(-1, f"unreadable answer ({_detail(error)})") from None
+        except OllamaError:
+            raise
+        except Exception as error:
+            # JSON of the wrong shape, bytes that are not UTF-8, ...: an unusable answer, not a crash.
+            detail = f"{type(error).__name__}: {_detail(error)}"
+            raise OllamaResponseError(-1, f"unreadable answer ({detail})") from None
 
     def _response_error(self, error: ollama.ResponseError, model: str | None) -> OllamaError:
         message = str(error.error)
@@ -189,11 +217,12 @@ class OllamaService:
 def _installed_model(entry: ollama.ListResponse.Model) -> InstalledModel:
     details = entry.details
     return InstalledModel(
+        # The name stays byte for byte: it is how the server knows the model. Screens inert it.
         name=entry.model or "",
         size_bytes=int(entry.size or 0),
-        parameter_size=(details.parameter_size if details else None) or "",
-        quantization=(details.quantization_level if details else None) or "",
-        family=(details.family if details else None) or "",
+        parameter_size=inert((details.parameter_size if details else None) or ""),
+        quantization=inert((details.quantization_level if details else None) or ""),
+        family=inert((details.family if details else None) or ""),
         digest=entry.digest or "",
     )
 

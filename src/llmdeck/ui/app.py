@@ -21,6 +21,7 @@ from llmdeck import __version__
 from llmdeck.config import Settings
 from llmdeck.hardware import HardwareProbe
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable
+from llmdeck.sanitize import inert
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.hardware_pane import HardwarePane
 from llmdeck.ui.messages import HardwareFailed, HardwareSampled, ServerOffline, ServerOnline
@@ -135,20 +136,28 @@ class LlmdeckApp(App[None]):
 
     @work(exclusive=True, group="connect", exit_on_error=False)
     async def _connect(self) -> None:
+        """Find the server, then keep watching it: it may stop, come back, or gain models."""
         delay = self.settings.reconnect_initial_s
+        online_with: list[InstalledModel] | None = None
         while True:
+            host = self.ollama.host
             try:
                 version = await self.ollama.version()
                 models = await self.ollama.list_models()
             except OllamaUnreachable as error:
-                host = self.ollama.host
                 self.post_message(ServerOffline(host, f"Cannot reach Ollama at {host}", error.detail))
             except OllamaError as error:
-                host = self.ollama.host
                 self.post_message(ServerOffline(host, f"Ollama at {host} answers with an error", str(error)))
+            except Exception as error:  # a bug must not silently end the watch; report it instead
+                self.post_message(ServerOffline(host, f"Checking Ollama at {host} failed", repr(error)))
             else:
-                self.post_message(ServerOnline(version, models))
-                return
+                delay = self.settings.reconnect_initial_s
+                if models != online_with:
+                    online_with = models
+                    self.post_message(ServerOnline(version, models))
+                await asyncio.sleep(self.settings.heartbeat_s)
+                continue
+            online_with = None
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.reconnect_max_s)
 
@@ -156,9 +165,9 @@ class LlmdeckApp(App[None]):
     def on_server_offline(self, message: ServerOffline) -> None:
         banner = self.query_one(OfflineBanner)
         text = Text()
-        text.append(message.headline, style="bold")
+        text.append(inert(message.headline), style="bold")
         if message.detail:
-            text.append(f" ({message.detail})")
+            text.append(f" ({inert(message.detail)})")
         text.append("\nStart it with ")
         text.append("ollama serve", style="bold")
         text.append(" (or open the Ollama app), or point llmdeck at it with ")
@@ -187,8 +196,9 @@ class LlmdeckApp(App[None]):
         chat.set_online(True)
         chat.use_model(active)
 
-    @on(ChatPane.ServerLost)
-    def _server_lost(self, message: ChatPane.ServerLost) -> None:
+    @on(ChatPane.RecheckServer)
+    def _recheck_server(self, message: ChatPane.RecheckServer) -> None:
+        # Restarting the watch checks the server and its model list at once.
         self._connect()
 
     @on(ModelsPane.ModelChosen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 
 from rich.text import Text
 from textual import work
@@ -10,10 +11,18 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Markdown, Static
+from textual.widgets.markdown import MarkdownStream
 from textual.worker import Worker
 
 from llmdeck.chat import ChatSession, TokenMeter, describe_final, describe_live
-from llmdeck.ollama_api import GenerationStats, OllamaError, OllamaService, OllamaUnreachable
+from llmdeck.ollama_api import (
+    GenerationStats,
+    ModelNotFound,
+    OllamaError,
+    OllamaService,
+    OllamaUnreachable,
+    StreamInterrupted,
+)
 from llmdeck.sanitize import inert
 
 LIVE_STATUS_INTERVAL_S = 0.1  # ten status redraws a second, however fast tokens arrive
@@ -59,7 +68,7 @@ class TurnNote(Static):
     """
 
     def __init__(self, text: str, *, error: bool = False) -> None:
-        super().__init__(Text(text), classes="error" if error else "")
+        super().__init__(Text(inert(text)), classes="error" if error else "")
 
 
 class ChatPane(Vertical):
@@ -84,10 +93,10 @@ class ChatPane(Vertical):
     }
     """
 
-    class ServerLost(Message):
-        """A chat request found no server; the app goes back to reconnecting."""
+    class RecheckServer(Message):
+        """A request failed in a way that says the server or its models changed."""
 
-        def __init__(self, error: OllamaUnreachable) -> None:
+        def __init__(self, error: OllamaError) -> None:
             super().__init__()
             self.error = error
 
@@ -95,9 +104,11 @@ class ChatPane(Vertical):
         super().__init__(id=id)
         self._ollama = ollama
         self.session: ChatSession | None = None
+        self.model_available = False
         self.online = False
         self._meter: TokenMeter | None = None
         self._reply_worker: Worker[None] | None = None
+        self._receiving: asyncio.Task[tuple[GenerationStats | None, OllamaError | None, bool]] | None = None
         self.border_title = "Chat"
 
     def compose(self) -> ComposeResult:
@@ -114,20 +125,22 @@ class ChatPane(Vertical):
 
     def use_model(self, name: str | None) -> None:
         if name is None:
-            self.session = None
-            self.border_title = "Chat"
-            self._status("no model installed: pull one with `ollama pull llama3.2`, then press ctrl+r")
+            # The conversation stays on screen and in memory; there is just nothing to send it to.
+            self.model_available = False
+            if not self.streaming:
+                self._status("no model installed: pull one with `ollama pull llama3.2`, then press ctrl+r")
             return
+        self.model_available = True
         if self.session is None:
             self.session = ChatSession(model=name)
         elif self.session.model != name:
             # The conversation goes with the new model; the user sees the switch in the transcript.
             self.session.model = name
             self.query_one("#transcript").mount(TurnNote(f"now chatting with {name}"))
-        self.border_title = f"Chat · {name}"
+        self.border_title = f"Chat · {inert(name)}"
         if not self.streaming:
             self._status(f"ready · {name} · Enter sends, Esc stops a reply")
-        self.query_one("#prompt", Input).placeholder = f"Ask {name}… (Enter to send)"
+        self.query_one("#prompt", Input).placeholder = f"Ask {inert(name)}… (Enter to send)"
 
     def set_online(self, online: bool) -> None:
         self.online = online
@@ -145,7 +158,7 @@ class ChatPane(Vertical):
         if not self.online:
             self.notify(f"Ollama is not reachable at {self._ollama.host}.", severity="error")
             return
-        if self.session is None:
+        if self.session is None or not self.model_available:
             self.notify("No model to chat with: pull one with `ollama pull llama3.2`.", severity="error")
             return
         event.input.clear()
@@ -157,10 +170,11 @@ class ChatPane(Vertical):
         self._reply_worker = self._stream_reply(self.session, messages, reply)
 
     def stop_reply(self) -> bool:
-        """Stop the streaming reply; the text so far stays. Returns whether there was one."""
-        if not self.streaming or self._reply_worker is None:
+        """Stop receiving the reply; the text so far stays. Returns whether one was arriving."""
+        receiving = self._receiving
+        if receiving is None or receiving.done():
             return False
-        self._reply_worker.cancel()
+        receiving.cancel()
         return True
 
     @work(group="chat", exclusive=True, exit_on_error=False)
@@ -170,34 +184,50 @@ class ChatPane(Vertical):
         meter = self._meter = TokenMeter()
         stream = Markdown.get_stream(reply)
         received: list[str] = []
-        stats: GenerationStats | None = None
-        error: OllamaError | None = None
-        stopped = False
         self._status(f"waiting for {session.model}… (loading it can take a while)")
         self._live_timer.resume()
+        # Esc cancels only this inner task, so the wrap-up below always runs to its end.
+        self._receiving = asyncio.create_task(self._receive(session, messages, stream, meter, received))
         try:
-            async for chunk in self._ollama.chat(session.model, messages, session.options):
-                if chunk.content:
-                    meter.token()
-                    received.append(chunk.content)
-                    await stream.write(inert(chunk.content))
-                if chunk.stats is not None:
-                    stats = chunk.stats
-        except asyncio.CancelledError:
-            stopped = True
-            raise
-        except OllamaError as failure:
-            error = failure
+            stats, error, stopped = await self._receiving
         finally:
+            if not self._receiving.done():  # the app is closing: stop the stream with it
+                self._receiving.cancel()
             self._live_timer.pause()
             self._meter = None
-            await stream.stop()
-            text = "".join(received)
-            # One full render at the end: the streamed blocks can differ from a whole-document
-            # parse (an unclosed code fence, a table), and the final screen must be exact.
-            if text:
-                await reply.update(inert(text))
-            self._finish(session, text, meter, stats, error, stopped, reply)
+        await stream.stop()
+        text = "".join(received)
+        # One full render at the end: the streamed blocks can differ from a whole-document
+        # parse (an unclosed code fence, a table), and the final screen must be exact.
+        if text:
+            await reply.update(inert(text))
+        self._finish(session, text, meter, stats, error, stopped, reply)
+
+    async def _receive(
+        self,
+        session: ChatSession,
+        messages: list[dict[str, str]],
+        stream: MarkdownStream,
+        meter: TokenMeter,
+        received: list[str],
+    ) -> tuple[GenerationStats | None, OllamaError | None, bool]:
+        """Read the reply into `received`; returns Ollama's figures, the error, whether stopped."""
+        stats: GenerationStats | None = None
+        try:
+            # Closing the iterator closes the HTTP response, which tells Ollama to stop generating.
+            async with aclosing(self._ollama.chat(session.model, messages, session.options)) as chunks:
+                async for chunk in chunks:
+                    if chunk.content:
+                        meter.token()
+                        received.append(chunk.content)
+                        await stream.write(inert(chunk.content))
+                    if chunk.stats is not None:
+                        stats = chunk.stats
+        except asyncio.CancelledError:
+            return stats, None, True
+        except OllamaError as failure:
+            return stats, failure, False
+        return stats, None, False
 
     def _finish(
         self,
@@ -226,8 +256,8 @@ class ChatPane(Vertical):
             note = f"reply interrupted: {error}" if text else str(error)
             transcript.mount(TurnNote(note, error=True))
             self._status(f"error · {error}")
-            if isinstance(error, OllamaUnreachable):
-                self.post_message(self.ServerLost(error))
+            if isinstance(error, OllamaUnreachable | StreamInterrupted | ModelNotFound):
+                self.post_message(self.RecheckServer(error))
         else:
             self._status(describe_final(meter.finish(stats)))
 
@@ -240,4 +270,5 @@ class ChatPane(Vertical):
         self._status(f"streaming · {describe_live(meter)} (live, llmdeck)")
 
     def _status(self, text: str) -> None:
-        self.query_one("#chat-status", Static).update(Text(text))
+        # Status lines quote model names and server messages: never let them drive the terminal.
+        self.query_one("#chat-status", Static).update(Text(inert(text)))

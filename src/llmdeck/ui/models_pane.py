@@ -14,6 +14,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
 from llmdeck.ollama_api import InstalledModel
+from llmdeck.sanitize import inert
 from llmdeck.units import decimal_size
 
 
@@ -139,7 +140,7 @@ class ModelsPane(DataTable[str | Text]):
         self.clear()
         for model in ordered:
             marker = "● " if model.name == self.active else "  "
-            name = Text(marker + model.name, style="bold" if model.name == self.active else "")
+            name = Text(marker + inert(model.name), style="bold" if model.name == self.active else "")
             self.add_row(
                 name,
                 decimal_size(model.size_bytes),
