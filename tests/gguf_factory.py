@@ -9,7 +9,7 @@ import gguf
 import numpy as np
 
 from llmdeck.fit.quant import FILE_TYPE_IDS, tensor_type
-from llmdeck.fit.synth import Architecture, tensors
+from llmdeck.fit.synth import Architecture, gguf_name, tensors
 
 
 def write_gguf(path: Path, arch: Architecture, file_type: str, *, with_tokens: bool = True) -> Path:
@@ -35,7 +35,7 @@ def write_gguf(path: Path, arch: Architecture, file_type: str, *, with_tokens: b
     else:
         writer.add_uint32(f"{name}.vocab_size", arch.vocab_size)
     for layer, tensor in tensors(arch, file_type):
-        full_name = _weight_name(tensor.name) if layer is None else f"blk.{layer}.{_weight_name(tensor.name)}"
+        full_name = gguf_name(layer, tensor)
         kind = tensor_type(tensor.type_name)
         numpy_shape = tuple(reversed(tensor.shape))
         if kind.name in ("F32", "F16"):
@@ -50,7 +50,3 @@ def write_gguf(path: Path, arch: Architecture, file_type: str, *, with_tokens: b
     writer.write_tensors_to_file()
     writer.close()
     return path
-
-
-def _weight_name(name: str) -> str:
-    return name if name.endswith((".weight", ".bias")) else name + ".weight"

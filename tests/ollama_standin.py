@@ -28,6 +28,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
+from llmdeck.fit.catalog import load_catalog
+from llmdeck.fit.quant import FILE_TYPE_IDS
+from llmdeck.fit.synth import gguf_name, tensors
+
 # Ollama's Go server sends each token at once (Go sets TCP_NODELAY on every connection); without
 # this, Nagle's algorithm holds small NDJSON lines back for delayed ACKs and the stream stutters.
 WSGIRequestHandler.disable_nagle_algorithm = True
@@ -60,12 +64,8 @@ class StandInModel:
     quantization: str
     family: str
     digest: str
-    architecture: str = "llama"
-    block_count: int = 32
-    context_length: int = 131072
-    embedding_length: int = 4096
-    head_count: int = 32
-    head_count_kv: int = 8
+    # The catalog tag whose architecture this model has; /api/show describes its GGUF from it.
+    catalog: str | None = None
 
     def details(self) -> dict[str, Any]:
         return {
@@ -77,56 +77,65 @@ class StandInModel:
             "quantization_level": self.quantization,
         }
 
+    def model_info(self, verbose: bool) -> dict[str, Any]:
+        if self.catalog is None:
+            return {"general.architecture": self.family}
+        entry, quant, _ = load_catalog().resolve(self.catalog)
+        arch = entry.architecture
+        prefix = arch.architecture
+        info: dict[str, Any] = {
+            "general.architecture": prefix,
+            "general.file_type": FILE_TYPE_IDS[quant],
+            "general.parameter_count": entry.parameters,
+            "general.quantization_version": 2,
+            f"{prefix}.block_count": arch.block_count,
+            f"{prefix}.context_length": arch.context_length,
+            f"{prefix}.embedding_length": arch.embedding_length,
+            f"{prefix}.feed_forward_length": arch.feed_forward_length,
+            f"{prefix}.attention.head_count": arch.head_count,
+            f"{prefix}.attention.head_count_kv": arch.head_count_kv,
+            # Ollama empties token arrays unless asked for them with `verbose`.
+            "tokenizer.ggml.tokens": [f"t{i}" for i in range(arch.vocab_size)] if verbose else [],
+        }
+        for key, value in (
+            ("attention.key_length", arch.key_length),
+            ("attention.value_length", arch.value_length),
+            ("attention.sliding_window", arch.sliding_window),
+            ("expert_count", arch.expert_count),
+            ("expert_used_count", arch.expert_used_count),
+        ):
+            if value:
+                info[f"{prefix}.{key}"] = value
+        return info
+
+    def tensors(self) -> list[dict[str, Any]]:
+        if self.catalog is None:
+            return []
+        entry, quant, _ = load_catalog().resolve(self.catalog)
+        return [
+            {"name": gguf_name(layer, tensor), "type": tensor.type_name, "shape": list(tensor.shape)}
+            for layer, tensor in tensors(entry.architecture, quant, entry.embedding_type)
+        ]
+
 
 DEFAULT_MODELS: tuple[StandInModel, ...] = (
     StandInModel(
-        "llama3.1:8b",
-        4_920_753_328,
-        "8.0B",
-        "Q4_K_M",
-        "llama",
-        "46e0c10c039e019119339687c3c1757cc81b9da49709a3b3924863ba87ca666e",
+        "llama3.1:8b", 4_920_753_328, "8.0B", "Q4_K_M", "llama",
+        "46e0c10c039e019119339687c3c1757cc81b9da49709a3b3924863ba87ca666e", catalog="llama3.1:8b",
     ),
     StandInModel(
-        "qwen2.5:14b",
-        8_988_124_069,
-        "14.8B",
-        "Q4_K_M",
-        "qwen2",
-        "7cdf5a0187d5c58cc5d369b255592f7841d1c4696d45a8c8a9489440385b22f6",
-        architecture="qwen2",
-        block_count=48,
-        context_length=32768,
-        embedding_length=5120,
-        head_count=40,
-        head_count_kv=8,
+        "qwen2.5:14b", 8_988_124_069, "14.8B", "Q4_K_M", "qwen2",
+        "7cdf5a0187d5c58cc5d369b255592f7841d1c4696d45a8c8a9489440385b22f6", catalog="qwen2.5:14b",
     ),
     StandInModel(
-        "llama3.2:3b",
-        2_019_393_189,
-        "3.2B",
-        "Q4_K_M",
-        "llama",
-        "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
-        block_count=28,
-        embedding_length=3072,
-        head_count=24,
+        "llama3.2:3b", 2_019_393_189, "3.2B", "Q4_K_M", "llama",
+        "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72", catalog="llama3.2:3b",
     ),
     StandInModel(
-        "gemma2:2b-instruct-q8_0",
-        2_784_431_616,
-        "2.6B",
-        "Q8_0",
-        "gemma2",
-        "4a3c14db1a03fc2ad4dbc2bc1b9eacd1b12ddb8a1b3cb4b2d9e9a6f3ba3b0c51",
-        architecture="gemma2",
-        block_count=26,
-        context_length=8192,
-        embedding_length=2304,
-        head_count=8,
-        head_count_kv=4,
+        "gemma2:2b-instruct-q8_0", 2_784_431_616, "2.6B", "Q8_0", "gemma2",
+        "4a3c14db1a03fc2ad4dbc2bc1b9eacd1b12ddb8a1b3cb4b2d9e9a6f3ba3b0c51", catalog="gemma2:2b-instruct-q8_0",
     ),
-)
+)  # fmt: skip
 
 
 @dataclass
@@ -218,26 +227,19 @@ class OllamaStandIn:
         model = self.models.get(name)
         if model is None:
             return _error(404, f"model '{name}' not found")
-        arch = model.architecture
-        return _json(
-            {
-                "modelfile": f"FROM /root/.ollama/models/blobs/sha256-{model.digest}\n",
-                "parameters": "",
-                "template": "{{ .Prompt }}",
-                "details": model.details(),
-                "model_info": {
-                    "general.architecture": arch,
-                    "general.parameter_count": int(float(model.parameter_size.rstrip("B")) * 1e9),
-                    f"{arch}.block_count": model.block_count,
-                    f"{arch}.context_length": model.context_length,
-                    f"{arch}.embedding_length": model.embedding_length,
-                    f"{arch}.attention.head_count": model.head_count,
-                    f"{arch}.attention.head_count_kv": model.head_count_kv,
-                },
-                "capabilities": ["completion"],
-                "modified_at": datetime.now(UTC).isoformat(),
-            }
-        )
+        verbose = bool(body.get("verbose"))
+        answer: dict[str, Any] = {
+            "modelfile": f"FROM /root/.ollama/models/blobs/sha256-{model.digest}\n",
+            "parameters": "",
+            "template": "{{ .Prompt }}",
+            "details": model.details(),
+            "model_info": model.model_info(verbose),
+            "capabilities": ["completion"],
+            "modified_at": datetime.now(UTC).isoformat(),
+        }
+        if verbose:
+            answer["tensors"] = model.tensors()
+        return _json(answer)
 
     def _ps(self, request: Request) -> Response:
         with self._lock:

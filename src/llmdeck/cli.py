@@ -6,14 +6,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from llmdeck import __version__
+from llmdeck import __version__, fit_cli
 from llmdeck.config import HostError, Settings, resolve_host
 from llmdeck.hardware import HardwareProbe, HardwareSnapshot, SnapshotError, StaticProbe, SystemProbe
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, as scripts calling llmdeck expect."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="llmdeck",
         description=(
             "Which local model can this machine run, and how fast? Shows the hardware, the models "
@@ -36,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     hardware = commands.add_parser("hardware", help="print this machine's CPU, memory and GPUs")
     hardware.add_argument("--json", action="store_true", help="print a snapshot --hardware can load")
+    fit = commands.add_parser(
+        "fit",
+        help="how each model fits this machine: layers on GPU, memory, speed; and what to run",
+        description=(
+            "Plan models as Ollama's scheduler would: layers on the GPU(s) (num_gpu), memory as "
+            "`ollama ps` would report it, a verdict (gpu, partial, cpu, none) and an estimated "
+            "decode speed. Without MODEL: every installed model, then recommendations."
+        ),
+    )
+    fit_cli.add_arguments(fit)
     return parser
 
 
@@ -43,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = Settings(host=resolve_host(args.host))
+        host = getattr(args, "fit_host", None) or args.host
+        settings = Settings(host=resolve_host(host))
         probe = _probe(args.hardware)
     except (HostError, SnapshotError) as error:
         print(f"llmdeck: {error}", file=sys.stderr)
@@ -51,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "hardware":
         return _print_hardware(probe, as_json=args.json)
+    if args.command == "fit":
+        return fit_cli.run(args, settings, probe)
     return _run_tui(settings, probe)
 
 

@@ -177,3 +177,24 @@ def _with_metadata_heads(
         source=source,
         is_embedding_model=f"{arch}.pooling_type" in kv,
     )
+
+
+def spec_from_show(name: str, show: Mapping[str, Any]) -> ModelSpec:
+    """A spec from `/api/show` with `verbose`: `model_info` key/values and the `tensors` table."""
+    info = show.get("model_info") or show.get("modelinfo")
+    if not isinstance(info, Mapping):
+        raise FactsError(f"{name}: the server's /api/show has no model_info")
+    tensors = []
+    for tensor in show.get("tensors") or []:
+        try:
+            tensors.append(
+                TensorInfo(str(tensor["name"]), str(tensor["type"]), tuple(int(n) for n in tensor["shape"]))
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise FactsError(f"{name}: unreadable tensor entry in /api/show ({error})") from error
+    details = show.get("details") or {}
+    quantization = str(details.get("quantization_level", "")) if isinstance(details, Mapping) else ""
+    try:
+        return spec_from_metadata(name, info, tensors, "server", quantization)
+    except ValueError as error:
+        raise FactsError(f"{name}: {error}") from error

@@ -65,6 +65,12 @@ class Tensor:
         return tensor_type(self.type_name).bytes_for(math.prod(self.shape))
 
 
+def gguf_name(layer: int | None, tensor: Tensor) -> str:
+    """The tensor's name in a GGUF file: `blk.3.attn_q.weight`, `output_norm.weight`."""
+    name = tensor.name if tensor.name.endswith((".weight", ".bias")) else f"{tensor.name}.weight"
+    return name if layer is None else f"blk.{layer}.{name}"
+
+
 def use_more_bits(layer: int, layers: int) -> bool:
     return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
 
@@ -179,52 +185,73 @@ def tensors(
     quantizer's rules (Ollama's own quantizer keeps qwen3's embeddings in Q6_K).
     """
     build = _Builder(arch, file_type_name(file_type))
-    weight, vector = build.weight, build.vector
-    n = arch.block_count
-    e = arch.embedding_length
-    name = arch.architecture
+    yield from ((None, tensor) for tensor in _outside_blocks(build, embedding_type))
+    for i in range(arch.block_count):
+        yield from ((i, tensor) for tensor in _block(build, i))
 
+
+def _outside_blocks(build: _Builder, embedding_type: str | None) -> Iterator[Tensor]:
+    arch = build.arch
+    e = arch.embedding_length
     # A tied embedding doubles as the output, so the quantizer treats it as the output.
-    embedding = weight(
-        "output" if arch.tied_embeddings else "token_embd", (e, arch.vocab_size), name="token_embd"
-    )
+    role = "output" if arch.tied_embeddings else "token_embd"
+    embedding = build.weight(role, (e, arch.vocab_size), name="token_embd")
     if embedding_type is not None:
         embedding = Tensor("token_embd", embedding.shape, embedding_type)
-    yield None, embedding
-    yield None, vector("output_norm", e)
+    yield embedding
+    yield build.vector("output_norm", e)
     if not arch.tied_embeddings:
-        yield None, weight("output", (e, arch.vocab_size))
+        yield build.weight("output", (e, arch.vocab_size))
 
+
+def _block(build: _Builder, i: int) -> Iterator[Tensor]:
+    arch = build.arch
+    weight, vector = build.weight, build.vector
+    e = arch.embedding_length
+    name = arch.architecture
     heads, heads_kv = arch.head_count, arch.head_count_kv
     dk, dv = arch.head_dim_k, arch.head_dim_v
-    for i in range(n):
-        yield i, vector("attn_norm", e)
-        if name == "deepseek2":
-            yield from ((i, t) for t in _mla_attention(build, i))
-        elif name == "phi3":
-            yield i, weight("attn_qkv", (e, heads * dk + 2 * heads_kv * dk), i)
-            yield i, weight("attn_output", (heads * dv, e), i)
-        else:
-            yield i, weight("attn_q", (e, heads * dk), i)
-            yield i, weight("attn_k", (e, heads_kv * dk), i)
-            yield i, weight("attn_v", (e, heads_kv * dv), i)
-            yield i, weight("attn_output", (heads * dv, e), i)
-            if name in ("qwen2", "gptoss", "gpt-oss"):
-                yield i, vector("attn_q.bias", heads * dk)
-                yield i, vector("attn_k.bias", heads_kv * dk)
-                yield i, vector("attn_v.bias", heads_kv * dv)
-            if name in ("gptoss", "gpt-oss"):
-                yield i, vector("attn_output.bias", e)
-                yield i, vector("attn_sinks", heads)
-            if name in ("qwen3", "qwen3moe", "gemma3"):
-                yield i, vector("attn_q_norm", dk)
-                yield i, vector("attn_k_norm", dk)
-        if name in ("gemma2", "gemma3"):
-            yield i, vector("post_attention_norm", e)
-            yield i, vector("post_ffw_norm", e)
-        if name != "command-r":
-            yield i, vector("ffn_norm", e)
-        yield from ((i, t) for t in _feed_forward(build, i))
+    yield vector("attn_norm", e)
+    if name == "deepseek2":
+        yield from _mla_attention(build, i)
+    elif name == "phi3":
+        yield weight("attn_qkv", (e, heads * dk + 2 * heads_kv * dk), i)
+        yield weight("attn_output", (heads * dv, e), i)
+    else:
+        yield weight("attn_q", (e, heads * dk), i)
+        yield weight("attn_k", (e, heads_kv * dk), i)
+        yield weight("attn_v", (e, heads_kv * dv), i)
+        yield weight("attn_output", (heads * dv, e), i)
+        if name in ("qwen2", "gptoss", "gpt-oss"):
+            yield vector("attn_q.bias", heads * dk)
+            yield vector("attn_k.bias", heads_kv * dk)
+            yield vector("attn_v.bias", heads_kv * dv)
+        if name in ("gptoss", "gpt-oss"):
+            yield vector("attn_output.bias", e)
+            yield vector("attn_sinks", heads)
+        if name in ("qwen3", "qwen3moe", "gemma3"):
+            yield vector("attn_q_norm", dk)
+            yield vector("attn_k_norm", dk)
+    if name in ("gemma2", "gemma3"):
+        yield vector("post_attention_norm", e)
+        yield vector("post_ffw_norm", e)
+    if name != "command-r":
+        yield vector("ffn_norm", e)
+    yield from _feed_forward(build, i)
+
+
+def _block_signature(build: _Builder, i: int) -> tuple[object, ...]:
+    """What makes block i's bytes differ from another block's: only these depend on the index."""
+    arch = build.arch
+    e = arch.embedding_length
+    ff = arch.expert_feed_forward_length or arch.feed_forward_length
+    moe = arch.expert_count > 0 and i >= arch.leading_dense_block_count
+    return (
+        moe,
+        quant_type("attn_v", build.file_type, i, arch.block_count, e, arch),
+        quant_type("ffn_down_exps" if moe else "ffn_down", build.file_type, i, arch.block_count, ff, arch),
+        i < arch.leading_dense_block_count,
+    )
 
 
 def _feed_forward(build: _Builder, i: int) -> Iterator[Tensor]:
@@ -290,15 +317,10 @@ def synthesize(
     `vision_bytes` are a vision encoder stored in the same file (gemma3); Ollama places them on
     the first GPU like a projector.
     """
-    layer_bytes = [0] * arch.block_count
-    expert_bytes = [0] * arch.block_count
+    build = _Builder(arch, file_type_name(file_type))
     embedding = output = output_norm = other = 0
-    for layer, tensor in tensors(arch, file_type, embedding_type):
-        if layer is not None:
-            layer_bytes[layer] += tensor.bytes
-            if tensor.name.endswith("_exps"):
-                expert_bytes[layer] += tensor.bytes
-        elif tensor.name == "token_embd":
+    for tensor in _outside_blocks(build, embedding_type):
+        if tensor.name == "token_embd":
             embedding = tensor.bytes
         elif tensor.name == "output":
             output = tensor.bytes
@@ -306,13 +328,25 @@ def synthesize(
             output_norm = tensor.bytes
         else:
             other += tensor.bytes
+    # Blocks differ only where the quantizer gives some layers more bits; sum each kind once.
+    sums: dict[tuple[object, ...], tuple[int, int]] = {}
+    layer_bytes = []
+    expert_bytes = []
+    for i in range(arch.block_count):
+        signature = _block_signature(build, i)
+        if signature not in sums:
+            block = list(_block(build, i))
+            sums[signature] = (
+                sum(t.bytes for t in block),
+                sum(t.bytes for t in block if t.name.endswith("_exps")),
+            )
+        layer_bytes.append(sums[signature][0])
+        expert_bytes.append(sums[signature][1])
     if arch.tied_embeddings:
         output = embedding
     gate_exps = 0
     if arch.expert_count and arch.architecture in ("llama",):
-        gate_exps = next(
-            t.bytes for layer, t in tensors(arch, file_type) if layer == 0 and t.name == "ffn_gate_exps"
-        )
+        gate_exps = next(t.bytes for t in _block(build, 0) if t.name == "ffn_gate_exps")
     return ModelSpec(
         name=name,
         architecture=arch.architecture,

@@ -41,6 +41,7 @@ def build_target(
     ram_free_gib: float | None = None,
     swap_free_gib: float | None = None,
     metal: bool = False,
+    ram_bandwidth_gbps: float | None = None,
 ) -> Target:
     provenance: list[str] = []
     where = "recorded" if snapshot.source == "recorded" else "measured"
@@ -101,7 +102,10 @@ def build_target(
 
     unified = bool(gpus) and gpus[0].library == "metal"
     ram_bandwidth = DEFAULT_RAM_BANDWIDTH_GBPS
-    if unified and bandwidths and bandwidths[0]:
+    if ram_bandwidth_gbps is not None:
+        ram_bandwidth = ram_bandwidth_gbps
+        provenance.append(f"RAM bandwidth {ram_bandwidth:.0f} GB/s (given)")
+    elif unified and bandwidths and bandwidths[0]:
         ram_bandwidth = bandwidths[0]
         provenance.append(f"RAM bandwidth {ram_bandwidth:.0f} GB/s (unified memory, looked up)")
     else:

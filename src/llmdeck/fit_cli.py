@@ -1,0 +1,258 @@
+"""`llmdeck fit`: how each model fits this machine (or one described by flags), and what to run.
+
+A stable, scriptable interface: `--json` prints one object per model; errors exit non-zero with
+one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from llmdeck.config import Settings
+from llmdeck.fit.catalog import UnknownModel, load_catalog
+from llmdeck.fit.facts import FactsError, spec_from_show
+from llmdeck.fit.gpus import UnknownGpu
+from llmdeck.fit.pick import recommend
+from llmdeck.fit.report import FitRequest, FitRow, fit_model
+from llmdeck.fit.spec import ModelSpec
+from llmdeck.fit.target import Target, build_target
+from llmdeck.fit.versions import VersionError, parse_version, regime_for
+from llmdeck.hardware import HardwareProbe
+from llmdeck.ollama_api import OllamaError, OllamaService, OllamaUnreachable
+from llmdeck.units import GIB
+
+
+class FitError(Exception):
+    """A user error: one line on stderr and exit status 1."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "models", nargs="*", metavar="MODEL", help="installed model or catalog tag (default: all)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per model")
+    parser.add_argument(
+        "--num-ctx", type=_positive_int, metavar="N", help="context length (default: Ollama's)"
+    )
+    parser.add_argument("--kv-cache", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type")
+    parser.add_argument("--flash-attention", action="store_true", help="plan with flash attention on")
+    parser.add_argument("--parallel", type=_positive_int, default=1, metavar="N", help="OLLAMA_NUM_PARALLEL")
+    parser.add_argument(
+        "--gpu", type=_names, default=[], metavar="NAME[,NAME...]", help="plan for these GPUs"
+    )
+    parser.add_argument(
+        "--gpu-free", type=_numbers, default=[], metavar="GIB[,GIB...]", help="free VRAM per GPU"
+    )
+    parser.add_argument("--ram-free", type=float, metavar="GIB", help="free system memory")
+    parser.add_argument("--swap-free", type=float, metavar="GIB", help="free swap")
+    parser.add_argument("--metal", action="store_true", help="the GPU is Apple unified memory")
+    parser.add_argument(
+        "--ram-bandwidth", type=float, metavar="GBPS", help="system memory bandwidth for the speed estimate"
+    )
+    parser.add_argument("--ollama-version", metavar="X.Y.Z", help="plan as this Ollama version would")
+    parser.add_argument("--host", dest="fit_host", metavar="URL", help="Ollama server to ask for models")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(value) for value in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerModels:
+    version: str
+    specs: dict[str, ModelSpec]
+    failures: dict[str, str]
+
+
+async def _ask_server(ollama: OllamaService, wanted: Sequence[str]) -> ServerModels | None:
+
+    try:
+        version = await ollama.version()
+        installed = [model.name for model in await ollama.list_models()]
+    except OllamaUnreachable:
+        return None
+    names = [name for name in installed if not wanted or _matches(name, wanted)]
+    specs: dict[str, ModelSpec] = {}
+    failures: dict[str, str] = {}
+    for name in names:
+        try:
+            specs[name] = spec_from_show(name, await ollama.show(name))
+        except (OllamaError, FactsError) as error:
+            failures[name] = str(error)
+    return ServerModels(version, specs, failures)
+
+
+def _matches(installed: str, wanted: Sequence[str]) -> bool:
+    return any(installed == name or installed == f"{name}:latest" for name in wanted)
+
+
+def run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> int:
+    try:
+        return _run(args, settings, probe)
+    except (FitError, UnknownModel, UnknownGpu, VersionError, ValueError) as error:
+        print(f"llmdeck fit: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> int:
+    if args.ollama_version:
+        parse_version(args.ollama_version)
+    try:
+        snapshot = probe.snapshot()
+    finally:
+        probe.close()
+    target = build_target(
+        snapshot,
+        gpu_names=args.gpu,
+        gpu_free_gib=args.gpu_free,
+        ram_free_gib=args.ram_free,
+        swap_free_gib=args.swap_free,
+        metal=args.metal,
+        ram_bandwidth_gbps=args.ram_bandwidth,
+    )
+    server = _server_models(settings, args.models)
+    version = args.ollama_version or (server.version if server else None)
+    request = FitRequest(
+        num_ctx=args.num_ctx,
+        kv_cache_type=args.kv_cache,
+        flash_attention=True if args.flash_attention else None,
+        parallel=args.parallel,
+        ollama_version=version,
+    )
+
+    rows: list[FitRow] = []
+    if args.models:
+        for wanted in args.models:
+            spec = _installed(server, wanted) or _from_catalog(wanted, server)
+            rows.append(fit_model(spec, target, request))
+    elif server:
+        rows = [fit_model(spec, target, request) for spec in server.specs.values()]
+
+    recommendations = None if args.models else recommend(target, request)
+    if args.json:
+        print(json.dumps([row.to_json() for row in rows], indent=2))
+        return 0
+    _print_header(target, settings, server, version)
+    if server and server.failures:
+        for name, reason in server.failures.items():
+            print(f"  {name}: not planned ({reason})")
+    if rows or args.models:
+        _print_rows(rows)
+    elif server:
+        print("No model installed. Name catalog models to plan them, e.g. `llmdeck fit llama3.1:8b`.")
+    else:
+        print("Installed models unknown while Ollama is down. Name models to plan them from the catalog.")
+    if recommendations is not None:
+        print("\nRecommended from the catalog (at Ollama's default context for each model):")
+        _print_recommendation("largest fully on GPU", recommendations.full_gpu)
+        _print_recommendation(
+            f"largest with partial offload at >= {recommendations.min_tokens_per_s:.0f} tok/s",
+            recommendations.partial,
+        )
+    return 0
+
+
+def _server_models(settings: Settings, wanted: Sequence[str]) -> ServerModels | None:
+    import httpx
+
+    # A bare connection attempt first: when nothing listens, `fit` answers from the catalog
+    # without paying for loading the Ollama client (half a second of imports).
+    try:
+        httpx.get(f"{settings.host.value}/api/version", timeout=settings.connect_timeout_s)
+    except httpx.HTTPError:
+        return None
+    return asyncio.run(_ask(settings, wanted))
+
+
+async def _ask(settings: Settings, wanted: Sequence[str]) -> ServerModels | None:
+    from llmdeck.ollama_api import OllamaService
+
+    ollama = OllamaService(settings.host.value, connect_timeout_s=settings.connect_timeout_s)
+    try:
+        return await _ask_server(ollama, wanted)
+    finally:
+        await ollama.aclose()
+
+
+def _installed(server: ServerModels | None, wanted: str) -> ModelSpec | None:
+    if server is None:
+        return None
+    for name, spec in server.specs.items():
+        if name == wanted or name == f"{wanted}:latest":
+            return spec
+    if wanted in server.failures:
+        raise FitError(f"{wanted}: {server.failures[wanted]}")
+    return None
+
+
+def _from_catalog(wanted: str, server: ServerModels | None) -> ModelSpec:
+    try:
+        entry, quant, tag = load_catalog().resolve(wanted)
+    except UnknownModel as error:
+        where = "not installed on the server, and " if server else ""
+        raise FitError(f"unknown model {wanted!r}: {where}{error}") from None
+    return entry.spec(quant, tag)
+
+
+def _print_header(
+    target: Target, settings: Settings, server: ServerModels | None, version: str | None
+) -> None:
+    print("Machine:")
+    for line in target.provenance:
+        print(f"  {line}")
+    if server:
+        print(f"Ollama {server.version} at {settings.host.value}")
+    else:
+        print(f"Ollama not reachable at {settings.host.value}: planning from the catalog only")
+    regime = regime_for(version, "llama")
+    assumed = version or "unknown (pass --ollama-version)"
+    print(f"Placement as Ollama {assumed} does it: {regime}\n")
+
+
+def _print_rows(rows: Sequence[FitRow]) -> None:
+    width = max(len("MODEL"), *(len(row.spec.name) for row in rows))
+    print(
+        f"{'MODEL':<{width}}  {'SOURCE':<7} {'QUANT':<9} {'CTX':>6} {'GPU LAYERS':>10} "
+        f"{'SIZE':>8} {'VRAM':>8}  {'PROCESSOR':<16} {'VERDICT':<8} {'TOK/S':>6}"
+    )
+    for row in rows:
+        plan = row.plan
+        speed = f"{row.tokens_per_s:.1f}" if row.tokens_per_s is not None else "?"
+        layers = f"{plan.num_gpu}/{plan.layers_total}"
+        memory = f"{plan.size / GIB:>6.1f}Gi {plan.size_vram / GIB:>6.1f}Gi"
+        print(
+            f"{row.spec.name:<{width}}  {row.spec.source:<7} {row.spec.file_type:<9} {plan.num_ctx:>6} "
+            f"{layers:>10} {memory}  {plan.processor:<16} {plan.verdict:<8} {speed:>6}"
+        )
+        for note in plan.notes:
+            print(f"{'':<{width}}  note: {note}")
+
+
+def _print_recommendation(label: str, row: FitRow | None) -> None:
+    if row is None:
+        print(f"  {label}: none")
+        return
+    speed = f", about {row.tokens_per_s:.0f} tok/s" if row.tokens_per_s else ""
+    layers = f"{row.plan.num_gpu}/{row.plan.layers_total} layers on GPU"
+    print(
+        f"  {label}: {row.spec.name} ({row.spec.file_type}, {layers}, {row.plan.size / GIB:.1f} GiB{speed})"
+    )

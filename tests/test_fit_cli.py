@@ -1,0 +1,108 @@
+"""`llmdeck fit` as scripts use it: the installed command, its JSON and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+from helpers import DATA
+from ollama_standin import OllamaStandIn
+from test_cli import llmdeck_command
+
+RECORDED = str(DATA / "workstation-rtx4090.json")
+OFFLINE = "127.0.0.1:9"  # nothing listens on the discard port
+JSON_KEYS = {"model", "num_ctx", "layers_total", "num_gpu", "size", "size_vram", "processor", "verdict",
+             "tokens_per_s", "source"}  # fmt: skip
+
+
+def fit(*args: str, host: str = OFFLINE) -> subprocess.CompletedProcess[str]:
+    command = [*llmdeck_command(), "--hardware", RECORDED, "--host", host, "fit", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def fit_json(*args: str, host: str = OFFLINE) -> list[dict[str, Any]]:
+    result = fit(*args, "--json", host=host)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert isinstance(rows, list)
+    for row in rows:
+        assert set(row) >= JSON_KEYS
+    return rows
+
+
+def test_installed_models_are_planned_from_the_servers_own_metadata(standin: OllamaStandIn) -> None:
+    rows = fit_json(host=standin.url)
+    assert [row["model"] for row in rows] == list(standin.models)
+    assert {row["source"] for row in rows} == {"server"}
+    # The server's tensor table and the catalog describe the same file: the same plan.
+    [from_catalog] = fit_json("llama3.1:8b")
+    [from_server] = [row for row in rows if row["model"] == "llama3.1:8b"]
+    for key in ("size", "size_vram", "num_gpu", "layers_total", "processor", "verdict"):
+        assert from_server[key] == from_catalog[key], key
+    assert from_catalog["source"] == "catalog"
+
+
+def test_a_70b_partly_on_a_24_gb_card() -> None:
+    [row] = fit_json("llama3.1:70b", "--gpu", "NVIDIA GeForce RTX 4090", "--gpu-free", "22.9")
+    assert row["verdict"] == "partial"
+    assert 30 < row["num_gpu"] < 81 and row["layers_total"] == 81
+    assert row["size_vram"] <= 22.9 * 1024**3
+    cpu = round((row["size"] - row["size_vram"]) / row["size"] * 100)
+    assert row["processor"] == f"{cpu}%/{100 - cpu}% CPU/GPU"
+    assert 0.5 < row["tokens_per_s"] < 5
+
+
+def test_hardware_flags_plan_for_another_machine() -> None:
+    [one] = fit_json("llama3.1:70b", "--gpu", "rtx 3090")
+    [two] = fit_json("llama3.1:70b", "--gpu", "rtx 3090,rtx 3090")
+    assert one["verdict"] == "partial" and two["verdict"] == "gpu"
+    assert two["layers_per_gpu"][0] > 0 and two["layers_per_gpu"][1] > 0
+    [cpu] = fit_json("llama3.2:3b", "--gpu-free", "0.2")
+    assert cpu["verdict"] == "cpu" and cpu["processor"] == "100% CPU"
+    [none] = fit_json("llama3.1:405b", "--gpu-free", "0.2", "--ram-free", "16", "--swap-free", "0")
+    assert none["verdict"] == "none" and none["tokens_per_s"] is None
+    [metal] = fit_json("qwen2.5:32b", "--gpu", "Apple M2 Max (38-core GPU)", "--metal")
+    assert metal["verdict"] == "gpu"
+
+
+def test_context_and_kv_cache_options_change_the_plan() -> None:
+    [small] = fit_json("qwen2.5:32b", "--num-ctx", "4096")
+    [large] = fit_json("qwen2.5:32b", "--num-ctx", "32768")
+    [quantized] = fit_json("qwen2.5:32b", "--num-ctx", "32768", "--kv-cache", "q8_0", "--flash-attention")
+    assert (small["num_ctx"], large["num_ctx"]) == (4096, 32768)
+    assert large["size"] > small["size"]
+    assert quantized["kv_cache_bytes"] * 2 == large["kv_cache_bytes"]
+
+
+def test_the_ollama_version_sets_the_default_context_and_the_regime() -> None:
+    [old] = fit_json("llama3.1:8b", "--ollama-version", "0.6.2")
+    [tiered] = fit_json("llama3.1:8b", "--ollama-version", "0.15.5")  # a 24 GiB card: 32k
+    [fit_regime] = fit_json("llama3.1:8b", "--ollama-version", "0.30.0")
+    assert (old["num_ctx"], tiered["num_ctx"]) == (2048, 32768)
+    assert (old["regime"], fit_regime["regime"]) == ("estimator", "fit")
+
+
+def test_without_a_model_it_recommends() -> None:
+    result = fit()
+    assert result.returncode == 0, result.stderr
+    assert "largest fully on GPU:" in result.stdout
+    assert "largest with partial offload at >= 5 tok/s:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (("nosuchmodel:7b",), "unknown model 'nosuchmodel:7b'", 1),
+        (("llama3.1", "--gpu", "RTX 9999"), "unknown GPU 'RTX 9999'", 1),
+        (("llama3.1", "--kv-cache", "q9"), "invalid choice: 'q9'", 2),
+        (("llama3.1", "--ollama-version", "latest"), "not an Ollama version", 1),
+        (("llama3.1", "--gpu", "rtx 3090,rtx 3090", "--gpu-free", "1,2,3"), "--gpu-free has 3 values", 1),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(args: tuple[str, ...], message: str, code: int) -> None:
+    result = fit(*args)
+    assert result.returncode == code
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
