@@ -19,12 +19,24 @@ from textual.widgets import Footer, Header, Static
 
 from llmdeck import __version__
 from llmdeck.config import Settings
-from llmdeck.hardware import HardwareProbe
+from llmdeck.fit.facts import FactsError, spec_from_show
+from llmdeck.fit.report import FitRequest, FitRow
+from llmdeck.fit.session import (
+    chat_options,
+    context_label,
+    next_context,
+    plan_installed,
+    preferred_model,
+    step_layers,
+)
+from llmdeck.fit.spec import ModelSpec
+from llmdeck.fit.target import build_target
+from llmdeck.hardware import HardwareProbe, HardwareSnapshot
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable
 from llmdeck.sanitize import inert
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.hardware_pane import HardwarePane
-from llmdeck.ui.messages import HardwareFailed, HardwareSampled, ServerOffline, ServerOnline
+from llmdeck.ui.messages import HardwareFailed, HardwareSampled, ServerOffline, ServerOnline, SpecsLoaded
 from llmdeck.ui.models_pane import ModelsPane
 from llmdeck.ui.themes import DEFAULT_THEME, bundled_themes
 
@@ -84,6 +96,15 @@ class LlmdeckApp(App[None]):
         self.settings = settings
         self.models: list[InstalledModel] = []
         self.server_version: str | None = None
+        # Plans use the hardware as first seen (and as re-read on ctrl+r), not every sample:
+        # a loaded model takes VRAM, and its own plan must not flip to "partial" because of it.
+        self.plan_snapshot: HardwareSnapshot | None = None
+        self.specs: dict[str, ModelSpec] = {}
+        self.fits: dict[str, FitRow] = {}
+        self.num_ctx: int | None = None
+        self.gpu_layers: dict[str, int] = {}
+        # The plan picks the chat's first model once; after that only the user changes it.
+        self.model_preselected = False
         self.sub_title = f"v{__version__}"
 
     def compose(self) -> ComposeResult:
@@ -127,6 +148,9 @@ class LlmdeckApp(App[None]):
     @while_mounted
     def on_hardware_sampled(self, message: HardwareSampled) -> None:
         self.query_one(HardwarePane).show(message.snapshot)
+        if self.plan_snapshot is None:
+            self.plan_snapshot = message.snapshot
+            self._replan()
 
     @while_mounted
     def on_hardware_failed(self, message: HardwareFailed) -> None:
@@ -195,6 +219,54 @@ class LlmdeckApp(App[None]):
         self.query_one(ModelsPane).show_models(message.models, active)
         chat.set_online(True)
         chat.use_model(active)
+        self._load_specs([model.name for model in message.models if model.name not in self.specs])
+
+    # Planning: what each installed model needs, from the server's own description of it.
+
+    @work(exclusive=True, group="specs", exit_on_error=False)
+    async def _load_specs(self, names: list[str]) -> None:
+        specs: dict[str, ModelSpec] = {}
+        failures: dict[str, str] = {}
+        for name in names:
+            try:
+                specs[name] = spec_from_show(name, await self.ollama.show(name))
+            except (OllamaError, FactsError) as error:
+                failures[name] = str(error)
+        self.post_message(SpecsLoaded(specs, failures))
+
+    @while_mounted
+    def on_specs_loaded(self, message: SpecsLoaded) -> None:
+        self.specs.update(message.specs)
+        for name, reason in message.failures.items():
+            self.notify(f"{name}: no plan ({reason})", severity="warning", timeout=8)
+        self._replan()
+
+    def _replan(self, explicit: bool = False) -> None:
+        """Plan every installed model; `explicit` when the user asked for it (new options apply)."""
+        if self.plan_snapshot is None or not self.specs:
+            return
+        installed = {model.name for model in self.models}
+        specs = {name: spec for name, spec in self.specs.items() if name in installed}
+        target = build_target(self.plan_snapshot)
+        request = FitRequest(num_ctx=self.num_ctx, ollama_version=self.server_version)
+        self.fits = plan_installed(specs, target, request, self.gpu_layers)
+        self.query_one(ModelsPane).show_fits(self.fits, context_label(self.num_ctx))
+        chat = self.query_one(ChatPane)
+        if not self.model_preselected and not chat.has_history:
+            self.model_preselected = True
+            preferred = preferred_model(self.fits)
+            if preferred is not None:
+                self.query_one(ModelsPane).set_active(preferred)
+                chat.use_model(preferred)
+        self._offer_plan(explicit)
+
+    def _offer_plan(self, explicit: bool) -> None:
+        chat = self.query_one(ChatPane)
+        if chat.session is None:
+            return
+        fit = self.fits.get(chat.session.model)
+        if fit is not None:
+            chat.use_plan(fit, chat_options(fit), explicit=explicit)
 
     @on(ChatPane.RecheckServer)
     def _recheck_server(self, message: ChatPane.RecheckServer) -> None:
@@ -203,8 +275,25 @@ class LlmdeckApp(App[None]):
 
     @on(ModelsPane.ModelChosen)
     def _model_chosen(self, message: ModelsPane.ModelChosen) -> None:
+        self.model_preselected = True
         self.query_one(ChatPane).use_model(message.name)
+        self._offer_plan(explicit=True)
         self.action_focus_chat()
+
+    @on(ModelsPane.ContextCycled)
+    def _context_cycled(self, message: ModelsPane.ContextCycled) -> None:
+        self.num_ctx = next_context(self.num_ctx)
+        self._replan(explicit=True)
+
+    @on(ModelsPane.GpuLayersStepped)
+    def _gpu_layers_stepped(self, message: ModelsPane.GpuLayersStepped) -> None:
+        chat = self.query_one(ChatPane)
+        fit = self.fits.get(chat.session.model) if chat.session else None
+        if fit is None:
+            self.notify("No plan for the chat's model yet.", severity="warning")
+            return
+        self.gpu_layers[fit.spec.name] = step_layers(fit, message.step)
+        self._replan(explicit=True)
 
     # Actions
 
@@ -212,6 +301,8 @@ class LlmdeckApp(App[None]):
         self.query_one(ChatPane).stop_reply()
 
     def action_reload(self) -> None:
+        # Re-plan against the hardware as it is now.
+        self.plan_snapshot = None
         self._sample_hardware()
         self._connect()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
+from types import MappingProxyType
 
 from rich.text import Text
 from textual import work
@@ -15,6 +16,7 @@ from textual.widgets.markdown import MarkdownStream
 from textual.worker import Worker
 
 from llmdeck.chat import ChatSession, TokenMeter, describe_final, describe_live
+from llmdeck.fit.report import FitRow
 from llmdeck.ollama_api import (
     GenerationStats,
     ModelNotFound,
@@ -104,6 +106,7 @@ class ChatPane(Vertical):
         super().__init__(id=id)
         self._ollama = ollama
         self.session: ChatSession | None = None
+        self.plan: FitRow | None = None
         self.model_available = False
         self.online = False
         self._meter: TokenMeter | None = None
@@ -118,6 +121,45 @@ class ChatPane(Vertical):
 
     def on_mount(self) -> None:
         self._live_timer = self.set_interval(LIVE_STATUS_INTERVAL_S, self._show_live_status, pause=True)
+
+    @property
+    def has_history(self) -> bool:
+        return self.session is not None and bool(self.session.turns)
+
+    def use_plan(self, fit: FitRow, options: dict[str, int], *, explicit: bool) -> None:
+        """Take the plan's options for the session's requests.
+
+        Options change only before the first message or when the user asked for a change:
+        Ollama reloads the model whenever they differ between requests.
+        """
+        session = self.session
+        if session is None or session.model != fit.spec.name:
+            return
+        self.plan = fit
+        if dict(session.options) == options:
+            self._show_ready()
+            return
+        if session.turns and not explicit:
+            return
+        session.options = MappingProxyType(dict(options))
+        if session.turns:
+            shown = ", ".join(f"{key} {value}" for key, value in options.items())
+            self.query_one("#transcript").mount(
+                TurnNote(f"options now {shown}: Ollama reloads {session.model} with the next reply")
+            )
+        self._show_ready()
+
+    def _show_ready(self) -> None:
+        if self.streaming or self.session is None:
+            return
+        parts = [f"ready · {self.session.model}"]
+        plan = self.plan.plan if self.plan and self.plan.spec.name == self.session.model else None
+        if plan is not None:
+            parts.append(f"GPU {plan.num_gpu}/{plan.layers_total} layers · ctx {plan.num_ctx}")
+            if self.plan and self.plan.tokens_per_s:
+                parts.append(f"~{self.plan.tokens_per_s:.0f} tok/s estimated")
+        parts.append("Enter sends, Esc stops")
+        self._status(" · ".join(parts))
 
     @property
     def streaming(self) -> bool:
@@ -135,11 +177,12 @@ class ChatPane(Vertical):
             self.session = ChatSession(model=name)
         elif self.session.model != name:
             # The conversation goes with the new model; the user sees the switch in the transcript.
+            # Its options come with its own plan.
             self.session.model = name
+            self.session.options = MappingProxyType({})
             self.query_one("#transcript").mount(TurnNote(f"now chatting with {name}"))
         self.border_title = f"Chat · {inert(name)}"
-        if not self.streaming:
-            self._status(f"ready · {name} · Enter sends, Esc stops a reply")
+        self._show_ready()
         self.query_one("#prompt", Input).placeholder = f"Ask {inert(name)}… (Enter to send)"
 
     def set_online(self, online: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from llmdeck.fit.spec import ModelSpec
 from llmdeck.hardware import HardwareSnapshot
 from llmdeck.ollama_api import InstalledModel
 
@@ -38,3 +39,12 @@ class ServerOffline(Message):
         self.host = host
         self.headline = headline
         self.detail = detail
+
+
+class SpecsLoaded(Message):
+    """Facts about installed models, read from the server's /api/show."""
+
+    def __init__(self, specs: dict[str, ModelSpec], failures: dict[str, str]) -> None:
+        super().__init__()
+        self.specs = specs
+        self.failures = failures

@@ -1,9 +1,10 @@
-"""The models pane: what Ollama has installed, sortable; the chosen row is what the chat uses."""
+"""The models pane: what Ollama has installed, how each fits this machine, sortable; the chosen
+row is what the chat uses."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -13,16 +14,23 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
+from llmdeck.fit.report import FitRow
 from llmdeck.ollama_api import InstalledModel
 from llmdeck.sanitize import inert
-from llmdeck.units import decimal_size
+from llmdeck.units import GIB, decimal_size
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    model: InstalledModel
+    fit: FitRow | None
 
 
 @dataclass(frozen=True, slots=True)
 class SortColumn:
     key: str
     label: str
-    value: Callable[[InstalledModel], Any]
+    value: Callable[[ModelRow], Any]
     descending_first: bool
 
 
@@ -35,13 +43,32 @@ def parameter_count(text: str) -> float:
     return float(match.group(1)) * scale
 
 
+VERDICT_RANK = {"gpu": 3, "partial": 2, "cpu": 1, "none": 0}
+VERDICT_STYLE = {"gpu": "green", "partial": "yellow", "cpu": "dark_orange", "none": "red"}
+
+
+def _verdict(row: ModelRow) -> int:
+    return VERDICT_RANK[row.fit.plan.verdict] if row.fit else -1
+
+
+def _speed(row: ModelRow) -> float:
+    if row.fit is None:
+        return -1.0
+    return row.fit.tokens_per_s or 0.0
+
+
 COLUMNS: tuple[SortColumn, ...] = (
-    SortColumn("name", "Model", lambda m: m.name.lower(), False),
-    SortColumn("size", "Size", lambda m: m.size_bytes, True),
-    SortColumn("params", "Params", lambda m: parameter_count(m.parameter_size), True),
-    SortColumn("quant", "Quant", lambda m: m.quantization.lower(), False),
-    SortColumn("family", "Family", lambda m: m.family.lower(), False),
+    SortColumn("name", "Model", lambda r: r.model.name.lower(), False),
+    SortColumn("fit", "Fit", _verdict, True),
+    SortColumn("gpu", "GPU", lambda r: r.fit.plan.num_gpu if r.fit else -1, True),
+    SortColumn("speed", "tok/s", _speed, True),
+    SortColumn("memory", "Mem", lambda r: r.fit.plan.size if r.fit else -1, True),
+    SortColumn("size", "Size", lambda r: r.model.size_bytes, True),
+    SortColumn("params", "Params", lambda r: parameter_count(r.model.parameter_size), True),
+    SortColumn("quant", "Quant", lambda r: r.model.quantization.lower(), False),
+    SortColumn("family", "Family", lambda r: r.model.family.lower(), False),
 )
+SIZE_COLUMN = COLUMNS[5]
 
 
 class ModelsPane(DataTable[str | Text]):
@@ -49,6 +76,9 @@ class ModelsPane(DataTable[str | Text]):
         Binding("s", "next_sort", "Sort", id="models.sort"),
         Binding("r", "reverse_sort", "Reverse", id="models.reverse"),
         Binding("enter", "select_cursor", "Chat with it", id="models.choose"),
+        Binding("c", "cycle_context", "Context", id="models.context"),
+        Binding("minus", "step_gpu(-1)", "GPU layers -", id="models.gpu_down"),
+        Binding("plus,equals_sign", "step_gpu(1)", "GPU layers +", id="models.gpu_up"),
     ]
 
     DEFAULT_CSS = """
@@ -67,12 +97,24 @@ class ModelsPane(DataTable[str | Text]):
             super().__init__()
             self.name = name
 
+    class ContextCycled(Message):
+        """The user asked for the next context length; the app re-plans."""
+
+    class GpuLayersStepped(Message):
+        """The user asked for one GPU layer more or less for the chat's model."""
+
+        def __init__(self, step: int) -> None:
+            super().__init__()
+            self.step = step
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.border_title = "Models"
         self._models: list[InstalledModel] = []
-        self._sort = COLUMNS[1]
+        self._fits: dict[str, FitRow] = {}
+        self._sort = SIZE_COLUMN
         self._descending = True
+        self._context_label = ""
         self.active: str | None = None
 
     def on_mount(self) -> None:
@@ -82,8 +124,16 @@ class ModelsPane(DataTable[str | Text]):
     def show_models(self, models: list[InstalledModel], active: str | None) -> None:
         self._models = list(models)
         self.active = active
-        self.border_subtitle = f"{len(models)} installed · sorted by {self._sort.label.lower()}"
         self._render_rows()
+
+    def show_fits(self, fits: Mapping[str, FitRow], context_label: str) -> None:
+        """Plans for the installed models at the session's context."""
+        self._fits = dict(fits)
+        self._context_label = context_label
+        self._render_rows()
+
+    def fit_of(self, name: str) -> FitRow | None:
+        return self._fits.get(name)
 
     def show_unavailable(self, reason: str) -> None:
         self._models = []
@@ -105,8 +155,6 @@ class ModelsPane(DataTable[str | Text]):
         column = next(c for c in COLUMNS if c.key == key)
         self._sort = column
         self._descending = column.descending_first if descending is None else descending
-        if self._models:
-            self.border_subtitle = f"{len(self._models)} installed · sorted by {column.label.lower()}"
         self._render_rows()
 
     def set_active(self, name: str) -> None:
@@ -119,6 +167,12 @@ class ModelsPane(DataTable[str | Text]):
 
     def action_reverse_sort(self) -> None:
         self.sort_by(self._sort.key, not self._descending)
+
+    def action_cycle_context(self) -> None:
+        self.post_message(self.ContextCycled())
+
+    def action_step_gpu(self, step: int) -> None:
+        self.post_message(self.GpuLayersStepped(step))
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
@@ -136,19 +190,27 @@ class ModelsPane(DataTable[str | Text]):
 
     def _render_rows(self) -> None:
         highlighted = self._highlighted_name()
-        ordered = sorted(self._models, key=self._sort.value, reverse=self._descending)
+        rows = [ModelRow(model, self._fits.get(model.name)) for model in self._models]
+        rows.sort(key=self._sort.value, reverse=self._descending)
         self.clear()
-        for model in ordered:
-            marker = "● " if model.name == self.active else "  "
-            name = Text(marker + inert(model.name), style="bold" if model.name == self.active else "")
+        for row in rows:
+            model = row.model
+            chosen = model.name == self.active
+            marker = "● " if chosen else "  "
             self.add_row(
-                name,
+                Text(marker + inert(model.name), style="bold" if chosen else ""),
+                *_fit_cells(row.fit),
                 decimal_size(model.size_bytes),
-                model.parameter_size or "?",
-                model.quantization or "?",
-                model.family or "?",
+                inert(model.parameter_size) or "?",
+                inert(model.quantization) or "?",
+                inert(model.family) or "?",
                 key=model.name,
             )
+        if self._models:
+            parts = [f"{len(self._models)} installed", f"sorted by {self._sort.label}"]
+            if self._context_label:
+                parts.insert(1, self._context_label)
+            self.border_subtitle = " · ".join(parts)
         target = highlighted or self.active
         if target is not None and target in self.sorted_names():
             self.move_cursor(row=self.get_row_index(target), animate=False)
@@ -160,3 +222,14 @@ class ModelsPane(DataTable[str | Text]):
             return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
         except CellDoesNotExist:  # the cursor can point past the rows while they are replaced
             return None
+
+
+def _fit_cells(fit: FitRow | None) -> tuple[Text, str, str, str]:
+    if fit is None:
+        return Text("…", style="dim", justify="left"), "", "", ""
+    plan = fit.plan
+    verdict = Text(plan.verdict, style=VERDICT_STYLE[plan.verdict], justify="left")
+    layers = f"{plan.num_gpu}/{plan.layers_total}"
+    speed = f"~{fit.tokens_per_s:.0f}" if fit.tokens_per_s is not None else "?"
+    memory = f"{plan.size / GIB:.1f}G"
+    return verdict, layers, speed, memory

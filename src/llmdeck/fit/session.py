@@ -1,0 +1,64 @@
+"""Planning for the installed models of a session: which to start with, and what to ask Ollama."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from llmdeck.fit.report import FitRequest, FitRow, fit_model
+from llmdeck.fit.spec import ModelSpec
+from llmdeck.fit.target import Target
+
+# None is "whatever Ollama would choose"; then the common sizes a user steps through.
+CONTEXT_CHOICES: tuple[int | None, ...] = (None, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
+
+
+def next_context(current: int | None) -> int | None:
+    index = CONTEXT_CHOICES.index(current) if current in CONTEXT_CHOICES else 0
+    return CONTEXT_CHOICES[(index + 1) % len(CONTEXT_CHOICES)]
+
+
+def context_label(num_ctx: int | None) -> str:
+    return "ctx: Ollama's default" if num_ctx is None else f"ctx {num_ctx}"
+
+
+def plan_installed(
+    specs: Mapping[str, ModelSpec],
+    target: Target,
+    request: FitRequest,
+    gpu_layers: Mapping[str, int] | None = None,
+) -> dict[str, FitRow]:
+    """A plan per model; `gpu_layers` holds the layer counts the user set by hand."""
+    chosen = gpu_layers or {}
+    return {
+        name: fit_model(spec, target, replace(request, num_gpu=chosen.get(name, request.num_gpu)))
+        for name, spec in specs.items()
+    }
+
+
+def preferred_model(fits: Mapping[str, FitRow]) -> str | None:
+    """The largest model that runs fully on the GPU, else the fastest that fits at all."""
+    full = [row for row in fits.values() if row.plan.verdict == "gpu"]
+    if full:
+        return max(full, key=lambda row: (row.spec.file_bytes, row.spec.name)).spec.name
+    fitting = [row for row in fits.values() if row.plan.verdict in ("partial", "cpu")]
+    if fitting:
+        return max(fitting, key=lambda row: (row.tokens_per_s or 0.0, row.spec.name)).spec.name
+    return None
+
+
+def chat_options(fit: FitRow) -> dict[str, int]:
+    """Options that make Ollama load the model exactly as planned.
+
+    Every request of a session sends the same ones: a change of `num_ctx` or `num_gpu` between
+    requests makes Ollama reload the model.
+    """
+    plan = fit.plan
+    if plan.verdict == "none":
+        return {"num_ctx": plan.num_ctx}
+    return {"num_ctx": plan.num_ctx, "num_gpu": plan.num_gpu}
+
+
+def step_layers(fit: FitRow, step: int) -> int:
+    """The next GPU layer count a user asks for, within 0 and every layer."""
+    return max(0, min(fit.plan.layers_total, fit.plan.num_gpu + step))

@@ -1,0 +1,130 @@
+"""The fit engine in the app: plans in the models pane, the model it starts with, and the options
+the chat sends to Ollama."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from helpers import fast_settings, wait_until
+from ollama_standin import OllamaStandIn
+from textual.pilot import Pilot
+
+from llmdeck.hardware import HardwareSnapshot, StaticProbe
+from llmdeck.ollama_api import OllamaService
+from llmdeck.ui.app import LlmdeckApp, create_app
+from llmdeck.ui.chat_pane import ChatPane, TurnNote
+from llmdeck.ui.models_pane import ModelsPane
+
+GIB = 1024**3
+SIZE = (120, 40)
+
+
+def build(standin: OllamaStandIn, snapshot: HardwareSnapshot) -> LlmdeckApp:
+    return create_app(OllamaService(standin.url), StaticProbe(snapshot), fast_settings(standin.url))
+
+
+def with_gpu_free(snapshot: HardwareSnapshot, free_gib: float) -> HardwareSnapshot:
+    gpu = snapshot.gpu.gpus[0]
+    smaller = replace(
+        gpu, vram_free_bytes=int(free_gib * GIB), vram_used_bytes=gpu.vram_total_bytes - int(free_gib * GIB)
+    )
+    return replace(snapshot, gpu=replace(snapshot.gpu, gpus=(smaller,)))
+
+
+async def planned(app: LlmdeckApp) -> None:
+    models = app.query_one(ModelsPane)
+    await wait_until(lambda: models.row_count == 4 and all(models.fit_of(n) for n in models.sorted_names()))
+
+
+async def ask(app: LlmdeckApp, pilot: Pilot[None], standin: OllamaStandIn, prompt: str) -> dict[str, int]:
+    before = len(standin.chat_requests)
+    await pilot.press(*prompt, "enter")
+    chat = app.query_one(ChatPane)
+    await wait_until(lambda: len(standin.chat_requests) > before and not chat.streaming)
+    return dict(standin.chat_requests[-1].get("options") or {})
+
+
+async def test_the_models_pane_shows_each_plan(
+    standin: OllamaStandIn, recorded_snapshot: HardwareSnapshot
+) -> None:
+    app = build(standin, recorded_snapshot)
+    async with app.run_test(size=SIZE):
+        await planned(app)
+        models = app.query_one(ModelsPane)
+        qwen = models.fit_of("qwen2.5:14b")
+        assert qwen is not None
+        assert (qwen.plan.verdict, qwen.plan.num_gpu, qwen.plan.layers_total) == ("gpu", 49, 49)
+        row = [str(cell) for cell in models.get_row("qwen2.5:14b")]
+        assert row[1:4] == ["gpu", "49/49", f"~{qwen.tokens_per_s:.0f}"]
+
+
+async def test_it_starts_with_the_largest_model_that_runs_fully_on_the_gpu(
+    standin: OllamaStandIn, recorded_snapshot: HardwareSnapshot
+) -> None:
+    # 7 GiB free: qwen2.5:14b (the largest file) would spill to the CPU; llama3.1:8b fits.
+    app = build(standin, with_gpu_free(recorded_snapshot, 7.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await planned(app)
+        models = app.query_one(ModelsPane)
+        assert models.fit_of("qwen2.5:14b").plan.verdict == "partial"  # type: ignore[union-attr]
+        await wait_until(lambda: app.query_one(ChatPane).session.model == "llama3.1:8b")  # type: ignore[union-attr]
+        assert models.active == "llama3.1:8b"
+        options = await ask(app, pilot, standin, "hi")
+        assert options == {"num_ctx": 4096, "num_gpu": 33}
+
+
+async def test_a_partial_plan_passes_num_gpu_and_keeps_it_between_turns(
+    standin: OllamaStandIn, recorded_snapshot: HardwareSnapshot
+) -> None:
+    app = build(standin, with_gpu_free(recorded_snapshot, 7.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await planned(app)
+        await pilot.press("f2")
+        models = app.query_one(ModelsPane)
+        models.move_cursor(row=models.get_row_index("qwen2.5:14b"))
+        await pilot.press("enter")
+        partial = models.fit_of("qwen2.5:14b")
+        assert partial is not None and 0 < partial.plan.num_gpu < 49
+        first = await ask(app, pilot, standin, "hi")
+        assert first == {"num_ctx": 4096, "num_gpu": partial.plan.num_gpu}
+        second = await ask(app, pilot, standin, "again")
+        assert second == first  # identical options: no reload between turns
+
+
+async def test_stepping_gpu_layers_is_an_explicit_reload(
+    standin: OllamaStandIn, recorded_snapshot: HardwareSnapshot
+) -> None:
+    app = build(standin, recorded_snapshot)
+    async with app.run_test(size=SIZE) as pilot:
+        await planned(app)
+        first = await ask(app, pilot, standin, "hi")
+        assert first["num_gpu"] == 49
+        await pilot.press("f2", "minus", "minus")
+        await wait_until(lambda: app.query_one(ModelsPane).fit_of("qwen2.5:14b").plan.num_gpu == 47)  # type: ignore[union-attr]
+        notes = [str(note.render()) for note in app.query(TurnNote)]
+        assert any("Ollama reloads qwen2.5:14b" in note for note in notes)
+        assert app.query_one(ChatPane).session.model == "qwen2.5:14b"  # type: ignore[union-attr]
+        await pilot.press("f3")
+        second = await ask(app, pilot, standin, "again")
+        assert second == {"num_ctx": 4096, "num_gpu": 47}
+
+
+async def test_cycling_the_context_replans_every_model(
+    standin: OllamaStandIn, recorded_snapshot: HardwareSnapshot
+) -> None:
+    app = build(standin, recorded_snapshot)
+    async with app.run_test(size=SIZE) as pilot:
+        await planned(app)
+        models = app.query_one(ModelsPane)
+        before = models.fit_of("llama3.1:8b")
+        await pilot.press("f2", "c")  # Ollama's default -> 2048
+        assert "ctx 2048" in str(models.border_subtitle)
+        await pilot.press("c", "c", "c", "c", "c", "c")  # ... -> 131072
+        after = models.fit_of("llama3.1:8b")
+        assert before is not None and after is not None
+        assert after.plan.num_ctx == 131072
+        assert after.plan.kv_cache_bytes == 32 * before.plan.kv_cache_bytes
+        assert after.plan.verdict == "partial"
+        await pilot.press("f3")
+        options = await ask(app, pilot, standin, "hi")
+        assert options["num_ctx"] == 32768  # qwen2.5:14b is clamped to its own 32k
