@@ -56,7 +56,7 @@ def test_a_70b_partly_on_a_24_gb_card() -> None:
 
 def test_hardware_flags_plan_for_another_machine() -> None:
     [one] = fit_json("llama3.1:70b", "--gpu", "rtx 3090")
-    [two] = fit_json("llama3.1:70b", "--gpu", "rtx 3090,rtx 3090")
+    [two] = fit_json("llama3.1:70b", "--gpu", "rtx 3090,RTX3090")  # spaces and case do not matter
     assert one["verdict"] == "partial" and two["verdict"] == "gpu"
     assert two["layers_per_gpu"][0] > 0 and two["layers_per_gpu"][1] > 0
     [cpu] = fit_json("llama3.2:3b", "--gpu-free", "0.2")

@@ -58,11 +58,12 @@ _PREFIXES = re.compile(r"^(nvidia|amd|apple|geforce|radeon|tesla|quadro)\s+")
 
 
 def _normal(name: str) -> str:
+    """Lower case, vendor prefixes dropped, and no spaces: "RTX4090" is "NVIDIA GeForce RTX 4090"."""
     text = re.sub(r"\s+", " ", name.strip().lower())
     while True:
         shorter = _PREFIXES.sub("", text)
         if shorter == text:
-            return text
+            return text.replace(" ", "")
         text = shorter
 
 
