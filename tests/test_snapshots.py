@@ -14,14 +14,16 @@ from llmdeck.ollama_api import OllamaService
 from llmdeck.ui.app import OfflineBanner, create_app
 from llmdeck.ui.hardware_pane import HardwarePane
 from llmdeck.ui.models_pane import ModelsPane
+from llmdeck.ui.recommendation import RecommendationLine
 
 SIZE = (120, 40)
 
 
 async def steady(pilot: Pilot[Any]) -> None:
     pilot.app.query_one("#prompt", Input).cursor_blink = False
-    # The hardware pane fills from a thread worker; the snapshot must not race it.
+    # The hardware pane and the suggestions fill from thread workers; the snapshot must not race them.
     await wait_until(lambda: "RTX 4090" in widget_text(pilot.app.query_one(HardwarePane)))
+    await wait_until(lambda: "Suggested" in widget_text(pilot.app.query_one(RecommendationLine)))
 
 
 def test_main_screen(snap_compare: Any, standin: OllamaStandIn, recorded_probe: StaticProbe) -> None:
@@ -29,7 +31,10 @@ def test_main_screen(snap_compare: Any, standin: OllamaStandIn, recorded_probe: 
 
     async def ready(pilot: Pilot[Any]) -> None:
         await steady(pilot)
-        await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
+        models = app.query_one(ModelsPane)
+        await wait_until(
+            lambda: models.row_count == 4 and all(models.fit_of(n) for n in models.sorted_names())
+        )
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)

@@ -14,7 +14,11 @@ from llmdeck.fit.spec import ModelSpec
 KvCacheType = Literal["f16", "q8_0", "q4_0"]
 MIB = 1024**2
 
+# What Ollama's estimator counts per cached element (`kvCacheBytesPerElement`)...
 BYTES_PER_KV_ELEMENT: dict[str, float] = {"f16": 2.0, "q8_0": 1.0, "q4_0": 0.5, "f32": 4.0}
+# ...and what ggml stores: quantized blocks carry a scale, 34 bytes per 32 values for q8_0 and 18
+# for q4_0, so a quantized cache really takes 6% (q8_0) or 12.5% (q4_0) more than Ollama plans.
+STORED_BYTES_PER_KV_ELEMENT: dict[str, float] = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "f32": 4.0}
 GEMMA3_GLOBAL_EVERY = 6  # every sixth gemma3 layer attends over the whole context
 GPT_OSS_SLIDING_WINDOW = 4096
 
@@ -30,10 +34,13 @@ class GraphSizes:
         return sum(self.kv_per_layer)
 
 
-def kv_per_layer(spec: ModelSpec, num_ctx: int, parallel: int, kv_type: str) -> list[int]:
-    """KV cache bytes of each layer for `parallel` slots of `num_ctx` tokens."""
+def kv_per_layer(
+    spec: ModelSpec, num_ctx: int, parallel: int, kv_type: str, *, as_stored: bool = False
+) -> list[int]:
+    """KV cache bytes of each layer for `parallel` slots of `num_ctx` tokens, as Ollama's estimate
+    counts them, or `as_stored` by ggml."""
     context = num_ctx * parallel
-    bpe = BYTES_PER_KV_ELEMENT[kv_type]
+    bpe = (STORED_BYTES_PER_KV_ELEMENT if as_stored else BYTES_PER_KV_ELEMENT)[kv_type]
     per_token = spec.key_length + spec.value_length
     return [
         int(float(context * per_token * heads_kv) * bpe) if heads > 0 and heads_kv > 0 else 0

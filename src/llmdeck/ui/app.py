@@ -20,6 +20,7 @@ from textual.widgets import Footer, Header, Static
 from llmdeck import __version__
 from llmdeck.config import Settings
 from llmdeck.fit.facts import FactsError, spec_from_show
+from llmdeck.fit.pick import recommend
 from llmdeck.fit.report import FitRequest, FitRow
 from llmdeck.fit.session import (
     chat_options,
@@ -30,14 +31,22 @@ from llmdeck.fit.session import (
     step_layers,
 )
 from llmdeck.fit.spec import ModelSpec
-from llmdeck.fit.target import build_target
+from llmdeck.fit.target import Target, build_target
 from llmdeck.hardware import HardwareProbe, HardwareSnapshot
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable
 from llmdeck.sanitize import inert
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.hardware_pane import HardwarePane
-from llmdeck.ui.messages import HardwareFailed, HardwareSampled, ServerOffline, ServerOnline, SpecsLoaded
+from llmdeck.ui.messages import (
+    HardwareFailed,
+    HardwareSampled,
+    RecommendationsReady,
+    ServerOffline,
+    ServerOnline,
+    SpecsLoaded,
+)
 from llmdeck.ui.models_pane import ModelsPane
+from llmdeck.ui.recommendation import RecommendationLine
 from llmdeck.ui.themes import DEFAULT_THEME, bundled_themes
 
 Handler = TypeVar("Handler", bound=Callable[..., None])
@@ -114,6 +123,7 @@ class LlmdeckApp(App[None]):
             with Vertical(id="left"):
                 yield HardwarePane(id="hardware")
                 yield ModelsPane(id="models")
+                yield RecommendationLine("", id="recommend")
             yield ChatPane(self.ollama, id="chat")
         yield Footer()
 
@@ -243,12 +253,15 @@ class LlmdeckApp(App[None]):
 
     def _replan(self, explicit: bool = False) -> None:
         """Plan every installed model; `explicit` when the user asked for it (new options apply)."""
-        if self.plan_snapshot is None or not self.specs:
+        if self.plan_snapshot is None:
+            return
+        target = build_target(self.plan_snapshot)
+        request = FitRequest(num_ctx=self.num_ctx, ollama_version=self.server_version)
+        self._recommend(target, request)
+        if not self.specs:
             return
         installed = {model.name for model in self.models}
         specs = {name: spec for name, spec in self.specs.items() if name in installed}
-        target = build_target(self.plan_snapshot)
-        request = FitRequest(num_ctx=self.num_ctx, ollama_version=self.server_version)
         self.fits = plan_installed(specs, target, request, self.gpu_layers)
         self.query_one(ModelsPane).show_fits(self.fits, context_label(self.num_ctx))
         chat = self.query_one(ChatPane)
@@ -259,6 +272,15 @@ class LlmdeckApp(App[None]):
                 self.query_one(ModelsPane).set_active(preferred)
                 chat.use_model(preferred)
         self._offer_plan(explicit)
+
+    @work(thread=True, exclusive=True, group="recommend", exit_on_error=False)
+    def _recommend(self, target: Target, request: FitRequest) -> None:
+        # Hundreds of plans over the catalog: a thread, so the screen never waits for them.
+        self.post_message(RecommendationsReady(recommend(target, request)))
+
+    @while_mounted
+    def on_recommendations_ready(self, message: RecommendationsReady) -> None:
+        self.query_one(RecommendationLine).show(message.recommendations)
 
     def _offer_plan(self, explicit: bool) -> None:
         chat = self.query_one(ChatPane)

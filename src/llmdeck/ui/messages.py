@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from llmdeck.fit.pick import Recommendations
 from llmdeck.fit.spec import ModelSpec
 from llmdeck.hardware import HardwareSnapshot
 from llmdeck.ollama_api import InstalledModel
@@ -48,3 +49,11 @@ class SpecsLoaded(Message):
         super().__init__()
         self.specs = specs
         self.failures = failures
+
+
+class RecommendationsReady(Message):
+    """What the catalog suggests for this machine, computed in a thread."""
+
+    def __init__(self, recommendations: Recommendations) -> None:
+        super().__init__()
+        self.recommendations = recommendations
