@@ -69,8 +69,10 @@ async def test_it_starts_with_the_largest_model_that_runs_fully_on_the_gpu(
         assert models.fit_of("qwen2.5:14b").plan.verdict == "partial"  # type: ignore[union-attr]
         await wait_until(lambda: app.query_one(ChatPane).session.model == "llama3.1:8b")  # type: ignore[union-attr]
         assert models.active == "llama3.1:8b"
+        # A full-GPU plan at Ollama's default context is what Ollama does unasked: no options,
+        # so the server's own settings (OLLAMA_CONTEXT_LENGTH, the Modelfile) still apply.
         options = await ask(app, pilot, standin, "hi")
-        assert options == {"num_ctx": 4096, "num_gpu": 33}
+        assert options == {}
 
 
 async def test_a_partial_plan_passes_num_gpu_and_keeps_it_between_turns(
@@ -87,6 +89,12 @@ async def test_a_partial_plan_passes_num_gpu_and_keeps_it_between_turns(
         assert partial is not None and 0 < partial.plan.num_gpu < 49
         first = await ask(app, pilot, standin, "hi")
         assert first == {"num_ctx": 4096, "num_gpu": partial.plan.num_gpu}
+        # A refresh re-reads the hardware and re-plans (here: more VRAM free than before); the
+        # conversation keeps the options its requests were sent with.
+        app.probe = StaticProbe(recorded_snapshot)
+        await pilot.press("ctrl+r")
+        await wait_until(lambda: models.fit_of("qwen2.5:14b").plan.verdict == "gpu")  # type: ignore[union-attr]
+        await pilot.press("f3")
         second = await ask(app, pilot, standin, "again")
         assert second == first  # identical options: no reload between turns
 
@@ -98,7 +106,7 @@ async def test_stepping_gpu_layers_is_an_explicit_reload(
     async with app.run_test(size=SIZE) as pilot:
         await planned(app)
         first = await ask(app, pilot, standin, "hi")
-        assert first["num_gpu"] == 49
+        assert first == {}  # all 49 layers fit: Ollama does that unasked
         await pilot.press("f2", "minus", "minus")
         await wait_until(lambda: app.query_one(ModelsPane).fit_of("qwen2.5:14b").plan.num_gpu == 47)  # type: ignore[union-attr]
         notes = [str(note.render()) for note in app.query(TurnNote)]

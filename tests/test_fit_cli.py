@@ -99,6 +99,7 @@ def test_without_a_model_it_recommends() -> None:
         (("llama3.1", "--kv-cache", "q9"), "invalid choice: 'q9'", 2),
         (("llama3.1", "--ollama-version", "latest"), "not an Ollama version", 1),
         (("llama3.1", "--gpu", "rtx 3090,rtx 3090", "--gpu-free", "1,2,3"), "--gpu-free has 3 values", 1),
+        (("llama3.1", "--ram-free", "-4"), "must not be negative", 2),
     ],
 )
 def test_errors_are_one_line_and_non_zero(args: tuple[str, ...], message: str, code: int) -> None:
@@ -106,3 +107,14 @@ def test_errors_are_one_line_and_non_zero(args: tuple[str, ...], message: str, c
     assert result.returncode == code
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_a_server_that_is_not_ollama_is_one_line_and_the_catalog_still_answers(
+    standin: OllamaStandIn,
+) -> None:
+    standin.server.clear()  # answers 404 to everything, like a web server that is not Ollama
+    result = fit("llama3.1:8b", "--json", host=standin.url)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)[0]["source"] == "catalog"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ignoring the server" in lines[0]

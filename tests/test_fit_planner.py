@@ -101,10 +101,47 @@ def test_not_enough_ram_for_the_cpu_share_does_not_fit() -> None:
 
 
 def test_two_gpus_share_the_layers_round_robin() -> None:
-    result = plan(uniform(), [gpu(4096), gpu(4096, "NVIDIA GeForce RTX 3060 #2")], PLENTY, OPTIONS)
+    # Each holds about 7 layers, so the model needs both.
+    result = plan(uniform(), [gpu(1300), gpu(1300, "NVIDIA GeForce RTX 3060 #2")], PLENTY, OPTIONS)
     assert result.layers_per_gpu == (6, 5)  # 5 repeating layers each, the output on the first
     assert result.num_gpu == 11
-    assert all(used <= 4096 * MIB for used in result.bytes_per_gpu)
+    assert all(used <= 1300 * MIB for used in result.bytes_per_gpu)
+    # Several GPUs always use the partial graph, on each of them.
+    assert result.bytes_per_gpu[1] == CUDA_MINIMUM_MEMORY + 100 * MIB + 5 * 100 * MIB + TOY_GRAPH
+
+
+def test_a_model_that_fits_one_gpu_stays_on_the_one_with_most_free_memory() -> None:
+    result = plan(uniform(), [gpu(3000), gpu(4096, "bigger")], PLENTY, OPTIONS)
+    assert result.layers_per_gpu == (0, 11)
+    assert result.bytes_per_gpu[0] == 0
+
+
+def test_a_layer_count_left_out_puts_the_output_in_system_memory() -> None:
+    result = plan(uniform(), [gpu(4096)], PLENTY, PlanOptions(num_ctx=1024, num_gpu=10))
+    assert result.num_gpu == 10
+    assert result.size - result.size_vram == 50 * MIB  # the output layer
+    assert result.verdict == "partial"
+
+
+def test_more_layers_than_fit_are_loaded_anyway_with_a_warning() -> None:
+    free = 457 + 100 + TOY_GRAPH / MIB + 460  # 4 layers fit
+    result = plan(uniform(), [gpu(free)], PLENTY, PlanOptions(num_ctx=1024, num_gpu=7))
+    assert result.num_gpu == 7
+    assert result.size_vram > free * MIB
+    assert any("may run out of VRAM" in note for note in result.notes)
+
+
+def test_gpu_overhead_is_reserved_on_every_gpu() -> None:
+    free = 457 + 100 + TOY_GRAPH / MIB + 460
+    assert plan(uniform(), [gpu(free)], PLENTY, OPTIONS).num_gpu == 4
+    reserved = PlanOptions(num_ctx=1024, gpu_overhead_bytes=200 * MIB)
+    assert plan(uniform(), [gpu(free)], PLENTY, reserved).num_gpu == 2
+
+
+def test_swap_counts_only_when_ollama_falls_back_to_the_cpu() -> None:
+    memory = SystemMemory(total_bytes=4 * GIB, free_bytes=600 * MIB, free_swap_bytes=8 * GIB)
+    assert plan(uniform(), [gpu(300)], memory, OPTIONS).verdict == "cpu"  # no room on the GPU
+    assert plan(uniform(), [], memory, OPTIONS).verdict == "none"  # no GPU: free RAM alone
 
 
 def test_num_gpu_asks_for_a_layer_count() -> None:
@@ -114,11 +151,18 @@ def test_num_gpu_asks_for_a_layer_count() -> None:
 
 
 def test_metal_has_no_partial_graph_penalty_and_respects_unified_memory() -> None:
-    metal = GpuDevice("Apple M2 Pro (19-core GPU)", 21 * GIB, 21 * GIB, library="metal")
     spec = synthesize(Architecture("llama", 32, 4096, 14336, 32, 8, 128256, 131072), "Q4_K_M", "llama3.1:8b")
-    result = plan(spec, [metal], SystemMemory(32 * GIB, 20 * GIB), PlanOptions(num_ctx=4096))
-    assert result.verdict == "gpu"
-    assert result.graph_bytes == 310_380_544  # the full graph, 296 MiB
+    memory = SystemMemory(32 * GIB, 20 * GIB)
+    metal = GpuDevice("Apple M2 Pro (19-core GPU)", 21 * GIB, 21 * GIB, library="metal")
+    assert plan(spec, [metal], memory, PlanOptions(num_ctx=4096)).graph_bytes == 310_380_544  # 296 MiB
+    # Partly offloaded, CUDA pays the partial graph (677.5 MiB) and Metal still the full one.
+    small_metal = GpuDevice("Apple M1 (8-core GPU)", 3 * GIB, 3 * GIB, library="metal")
+    small_cuda = GpuDevice("NVIDIA GeForce RTX 3050", 3 * GIB, 3 * GIB)
+    on_metal = plan(spec, [small_metal], memory, PlanOptions(num_ctx=4096))
+    on_cuda = plan(spec, [small_cuda], memory, PlanOptions(num_ctx=4096))
+    assert on_metal.verdict == on_cuda.verdict == "partial"
+    assert on_metal.graph_bytes == 310_380_544
+    assert on_cuda.graph_bytes == 4 * 512 * 4096 + 4 * 512 * (4096 + 128256) + 4096 * 128256 * 105 // 128
 
 
 def test_context_is_clamped_to_what_the_model_supports() -> None:

@@ -48,14 +48,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gpu-free", type=_numbers, default=[], metavar="GIB[,GIB...]", help="free VRAM per GPU"
     )
-    parser.add_argument("--ram-free", type=float, metavar="GIB", help="free system memory")
-    parser.add_argument("--swap-free", type=float, metavar="GIB", help="free swap")
+    parser.add_argument("--ram-free", type=_gib, metavar="GIB", help="free system memory")
+    parser.add_argument("--swap-free", type=_gib, metavar="GIB", help="free swap")
+    parser.add_argument(
+        "--gpu-overhead", type=_gib, default=0.0, metavar="GIB", help="OLLAMA_GPU_OVERHEAD, per GPU"
+    )
     parser.add_argument("--metal", action="store_true", help="the GPU is Apple unified memory")
     parser.add_argument(
         "--ram-bandwidth", type=float, metavar="GBPS", help="system memory bandwidth for the speed estimate"
     )
     parser.add_argument("--ollama-version", metavar="X.Y.Z", help="plan as this Ollama version would")
     parser.add_argument("--host", dest="fit_host", metavar="URL", help="Ollama server to ask for models")
+
+
+def _one_line(text: str, limit: int = 240) -> str:
+    """Scripts read errors line by line: a server's multi-line message becomes one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _positive_int(text: str) -> int:
@@ -69,11 +78,18 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _numbers(text: str) -> list[float]:
+def _gib(text: str) -> float:
     try:
-        return [float(value) for value in text.split(",")]
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of numbers: {text}") from None
+        raise argparse.ArgumentTypeError(f"not a number of GiB: {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _numbers(text: str) -> list[float]:
+    return [_gib(value) for value in text.split(",")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +105,10 @@ async def _ask_server(ollama: OllamaService, wanted: Sequence[str]) -> ServerMod
         version = await ollama.version()
         installed = [model.name for model in await ollama.list_models()]
     except OllamaUnreachable:
+        return None
+    except OllamaError as error:
+        # Something answers, but not as Ollama does: plan from the catalog and say why.
+        print(f"llmdeck fit: ignoring the server at {ollama.host}: {_one_line(str(error))}", file=sys.stderr)
         return None
     names = [name for name in installed if not wanted or _matches(name, wanted)]
     specs: dict[str, ModelSpec] = {}
@@ -109,7 +129,7 @@ def run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> i
     try:
         return _run(args, settings, probe)
     except (FitError, UnknownModel, UnknownGpu, VersionError, ValueError) as error:
-        print(f"llmdeck fit: {error}", file=sys.stderr)
+        print(f"llmdeck fit: {_one_line(str(error))}", file=sys.stderr)
         return 1
 
 
@@ -136,6 +156,7 @@ def _run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> 
         kv_cache_type=args.kv_cache,
         flash_attention=True if args.flash_attention else None,
         parallel=args.parallel,
+        gpu_overhead_bytes=int(args.gpu_overhead * GIB),
         ollama_version=version,
     )
 

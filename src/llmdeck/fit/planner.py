@@ -113,7 +113,7 @@ def effective_cache(
     """Whether flash attention is on and which KV type applies, as Ollama resolves them."""
     notes: list[str] = []
     wanted = spec.flash_attention_by_default if options.flash_attention is None else options.flash_attention
-    flash = wanted and spec.supports_flash_attention and bool(gpus)
+    flash = wanted and spec.supports_flash_attention
     if wanted and not flash:
         notes.append("flash attention is not available for this model; it runs without")
     kv_type = options.kv_cache_type
@@ -135,9 +135,19 @@ def plan(
         notes.append(f"num_ctx {num_ctx} exceeds the model's {spec.context_length}; Ollama clamps it")
         num_ctx = spec.context_length
     sizes = graph_sizes(spec, num_ctx, options.num_batch, options.parallel, kv_type, flash)
-    placement = _place(spec, gpus, sizes, options)
+    placement = _place_fewest_gpus(spec, gpus, sizes, options)
     layers_total = spec.block_count + 1
     layer_count = sum(placement.layer_counts)
+    wanted = min(options.num_gpu, layers_total)
+    if 0 < layer_count < wanted:
+        # Ollama loads the layers a user asks for even past its own estimate.
+        notes.append(
+            f"num_gpu {wanted} asks for more layers than fit (about {layer_count}): "
+            "Ollama loads them anyway and may run out of VRAM"
+        )
+        if options.regime == "estimator":
+            placement = _place_estimator(spec, gpus, sizes, options, force=True)
+        layer_count = sum(placement.layer_counts)
 
     metal = bool(gpus) and gpus[0].library == "metal"
     if (
@@ -148,7 +158,10 @@ def plan(
     ):
         # Ollama runs the model on the CPU: everything in system memory, no graph on a GPU.
         size = sum(spec.layer_bytes) + sizes.kv_total + spec.output_bytes + spec.projector_bytes
-        fits = size <= memory.free_bytes + memory.free_swap_bytes
+        # Asked for the CPU (or without a GPU) Ollama checks free RAM alone; falling back to the
+        # CPU for lack of VRAM, it counts swap too.
+        cpu_by_choice = options.num_gpu == 0 or not gpus
+        fits = size <= memory.free_bytes + (0 if cpu_by_choice else memory.free_swap_bytes)
         if gpus and options.num_gpu != 0 and layer_count == 0:
             notes.append("too little free VRAM for even one layer")
         return Plan(
@@ -211,6 +224,27 @@ class _Placement:
         return sum(self.allocations)
 
 
+def _place_fewest_gpus(
+    spec: ModelSpec, gpus: Sequence[GpuDevice], sizes: GraphSizes, options: PlanOptions
+) -> _Placement:
+    """As Ollama's `pickBestFullFitByLibrary`: a model that fits whole on fewer GPUs (those with
+    the most free memory first) goes there; otherwise it is spread over all of them."""
+    if len(gpus) < 2 or options.num_gpu >= 0:
+        return _place(spec, gpus, sizes, options)
+    order = sorted(range(len(gpus)), key=lambda index: gpus[index].free_bytes, reverse=True)
+    for count in range(1, len(gpus)):
+        chosen = order[:count]
+        subset = _place(spec, [gpus[i] for i in chosen], sizes, options)
+        if sum(subset.layer_counts) >= spec.block_count + 1:
+            counts = [0] * len(gpus)
+            allocations = [0] * len(gpus)
+            for position, index in enumerate(chosen):
+                counts[index] = subset.layer_counts[position]
+                allocations[index] = subset.allocations[position]
+            return _Placement(counts, allocations, subset.overflow, subset.graph)
+    return _place(spec, gpus, sizes, options)
+
+
 def _place(spec: ModelSpec, gpus: Sequence[GpuDevice], sizes: GraphSizes, options: PlanOptions) -> _Placement:
     if options.regime == "estimator":
         return _place_estimator(spec, gpus, sizes, options)
@@ -227,8 +261,10 @@ def _graphs(gpus: Sequence[GpuDevice], sizes: GraphSizes) -> tuple[int, int]:
 
 
 def _place_estimator(
-    spec: ModelSpec, gpus: Sequence[GpuDevice], sizes: GraphSizes, options: PlanOptions
+    spec: ModelSpec, gpus: Sequence[GpuDevice], sizes: GraphSizes, options: PlanOptions, force: bool = False
 ) -> _Placement:
+    """Ollama's `estimateGPULayers`; with `force`, the layers a user asked for are placed whether
+    they fit or not, as Ollama then loads them."""
     overhead = options.gpu_overhead_bytes
     graph_partial, graph_full = _graphs(gpus, sizes)
     graph_max = max(graph_partial, graph_full)
@@ -261,7 +297,7 @@ def _place_estimator(
             slot = layer % remaining
             gpu_index = with_space[slot]
             used = allocations[gpu_index] + graph_max
-            if gpus[gpu_index].free_bytes > overhead + used + layer_size:
+            if force or gpus[gpu_index].free_bytes > overhead + used + layer_size:
                 allocations[gpu_index] += layer_size
                 counts[gpu_index] += 1
                 layer_count += 1
@@ -272,15 +308,17 @@ def _place_estimator(
     fully_loaded = layer_count >= blocks
 
     output = spec.output_bytes
-    if output > 0 and (options.num_gpu < 0 or layer_count < options.num_gpu):
-        for remaining in range(len(with_space), 0, -1):
-            gpu_index = with_space[layer_count % remaining]
-            used = allocations[gpu_index] + graph_max
-            if gpus[gpu_index].free_bytes > overhead + used + output:
-                allocations[gpu_index] += output
-                counts[gpu_index] += 1
-                layer_count += 1
-                break
+    if output > 0:
+        if options.num_gpu < 0 or layer_count < options.num_gpu:
+            for remaining in range(len(with_space), 0, -1):
+                gpu_index = with_space[layer_count % remaining]
+                used = allocations[gpu_index] + graph_max
+                if force or gpus[gpu_index].free_bytes > overhead + used + output:
+                    allocations[gpu_index] += output
+                    counts[gpu_index] += 1
+                    layer_count += 1
+                    break
+        # Not inside the num_gpu condition: an output layer left out is in system memory.
         if layer_count < blocks + 1:
             fully_loaded = False
             overflow += output

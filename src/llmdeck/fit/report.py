@@ -9,7 +9,7 @@ from llmdeck.fit.planner import Plan, PlanOptions, plan
 from llmdeck.fit.spec import ModelSpec
 from llmdeck.fit.speed import SpeedEstimate, estimate_speed
 from llmdeck.fit.target import Target
-from llmdeck.fit.versions import default_num_ctx, regime_for
+from llmdeck.fit.versions import default_num_ctx, minimum_context, regime_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,7 @@ def plan_options(spec: ModelSpec, target: Target, request: FitRequest) -> PlanOp
         request.gpu_overhead_bytes,
         len(target.gpus),
     )
+    num_ctx = minimum_context(spec.architecture, num_ctx, target.gpu_total_bytes)
     return PlanOptions(
         num_ctx=num_ctx,
         parallel=request.parallel,

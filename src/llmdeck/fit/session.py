@@ -37,26 +37,38 @@ def plan_installed(
 
 
 def preferred_model(fits: Mapping[str, FitRow]) -> str | None:
-    """The largest model that runs fully on the GPU, else the fastest that fits at all."""
-    full = [row for row in fits.values() if row.plan.verdict == "gpu"]
+    """The largest model that runs fully on the GPU, else the fastest that fits at all.
+
+    Embedding models cannot chat and are never the pick.
+    """
+    chat_models = {name: row for name, row in fits.items() if not row.spec.is_embedding_model}
+    full = [row for row in chat_models.values() if row.plan.verdict == "gpu"]
     if full:
         return max(full, key=lambda row: (row.spec.file_bytes, row.spec.name)).spec.name
-    fitting = [row for row in fits.values() if row.plan.verdict in ("partial", "cpu")]
+    fitting = [row for row in chat_models.values() if row.plan.verdict in ("partial", "cpu")]
     if fitting:
         return max(fitting, key=lambda row: (row.tokens_per_s or 0.0, row.spec.name)).spec.name
     return None
 
 
-def chat_options(fit: FitRow) -> dict[str, int]:
-    """Options that make Ollama load the model exactly as planned.
+def chat_options(fit: FitRow, *, context_chosen: bool, layers_chosen: bool) -> dict[str, int]:
+    """Options that make Ollama load the model as planned, and no more than that.
 
-    Every request of a session sends the same ones: a change of `num_ctx` or `num_gpu` between
-    requests makes Ollama reload the model.
+    Left alone, Ollama already does what a full-GPU plan says, and keeps honouring the server's
+    own settings (`OLLAMA_CONTEXT_LENGTH`, a Modelfile's `num_ctx`); so `num_ctx` goes only when
+    the user chose a context, and `num_gpu` only for a partial or CPU plan or a count the user
+    set. Every request of a session sends the same options: a change of `num_ctx` or `num_gpu`
+    between requests makes Ollama reload the model.
     """
     plan = fit.plan
-    if plan.verdict == "none":
-        return {"num_ctx": plan.num_ctx}
-    return {"num_ctx": plan.num_ctx, "num_gpu": plan.num_gpu}
+    options: dict[str, int] = {}
+    if context_chosen:
+        options["num_ctx"] = plan.num_ctx
+    if layers_chosen or plan.verdict in ("partial", "cpu"):
+        options["num_gpu"] = plan.num_gpu
+        # The layer count was planned at this context: pin it too, or Ollama's may differ.
+        options["num_ctx"] = plan.num_ctx
+    return options
 
 
 def step_layers(fit: FitRow, step: int) -> int:

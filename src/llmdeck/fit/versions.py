@@ -63,6 +63,12 @@ def default_num_ctx(
         context = 4096
     if model_context_length:
         context = min(context, model_context_length)
-    if architecture in ("gptoss", "gpt-oss"):
-        context = max(context, 8192)
     return context
+
+
+def minimum_context(architecture: str, num_ctx: int, gpu_total_bytes: int) -> int:
+    """Ollama raises any context, even one the user set, to 8192 for gpt-oss (and qwen3vl) when
+    the GPUs hold 20 GiB or more (`server/routes.go`)."""
+    if architecture in ("gptoss", "gpt-oss", "qwen3vl") and gpu_total_bytes >= 20 * GIB:
+        return max(num_ctx, 8192)
+    return num_ctx

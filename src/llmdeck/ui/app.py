@@ -288,7 +288,10 @@ class LlmdeckApp(App[None]):
             return
         fit = self.fits.get(chat.session.model)
         if fit is not None:
-            chat.use_plan(fit, chat_options(fit), explicit=explicit)
+            options = chat_options(
+                fit, context_chosen=self.num_ctx is not None, layers_chosen=fit.spec.name in self.gpu_layers
+            )
+            chat.use_plan(fit, options, explicit=explicit)
 
     @on(ChatPane.RecheckServer)
     def _recheck_server(self, message: ChatPane.RecheckServer) -> None:

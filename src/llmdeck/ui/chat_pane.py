@@ -135,11 +135,11 @@ class ChatPane(Vertical):
         session = self.session
         if session is None or session.model != fit.spec.name:
             return
+        if dict(session.options) != options and session.turns and not explicit:
+            return  # keep what the requests so far sent, and the plan they were sent with
         self.plan = fit
         if dict(session.options) == options:
             self._show_ready()
-            return
-        if session.turns and not explicit:
             return
         session.options = MappingProxyType(dict(options))
         if session.turns:
@@ -180,7 +180,8 @@ class ChatPane(Vertical):
             # Its options come with its own plan.
             self.session.model = name
             self.session.options = MappingProxyType({})
-            self.query_one("#transcript").mount(TurnNote(f"now chatting with {name}"))
+            if self.session.turns:
+                self.query_one("#transcript").mount(TurnNote(f"now chatting with {name}"))
         self.border_title = f"Chat · {inert(name)}"
         self._show_ready()
         self.query_one("#prompt", Input).placeholder = f"Ask {inert(name)}… (Enter to send)"
