@@ -237,3 +237,24 @@ def test_zero_layer_rule(free: int) -> None:
         assert result.num_gpu == 0 and result.size_vram == 0
     else:
         assert result.num_gpu >= 1
+
+
+def test_llama31_70b_on_a_24_gb_card_worked_by_hand() -> None:
+    """llama3.1:70b Q4_K_M at 4096 on an RTX 4090 with 22.9 GiB free, Ollama 0.12.10.
+
+    Layers: 40 of 544,079,872 bytes (attn_v and ffn_down in Q6_K) and 40 of 482,410,496, each
+    with 16 MiB of KV. Spare layer (blk.0, a big one) 560,857,088; graph partial 1,158,103,040,
+    full 612,370,432; output 861,913,088. Start: 457 MiB + spare = 1,040,056,320. Room for
+    layers: free - start - max(graph) = 22,390,595,174 bytes. From layer 79 down: 10 big
+    (5,608,570,880), then ten (big, small, small) triples (15,592,325,120), then one big and one
+    small (1,060,044,800): 42 layers, 129,654,374 bytes left, too few for the next small layer
+    or the output. VRAM = start + 22,260,940,800 + partial graph = 24,459,100,160. On the CPU:
+    38 layers + output = 21,002,764,288. Size 45,461,864,448; CPU share 46.2% -> "46%/54% CPU/GPU".
+    """
+    spec = synthesize(Architecture("llama", 80, 8192, 28672, 64, 8, 128256, 131072), "Q4_K_M", "llama3.1:70b")
+    rtx4090 = GpuDevice("NVIDIA GeForce RTX 4090", 24 * GIB, int(22.9 * GIB))
+    result = plan(spec, [rtx4090], PLENTY, PlanOptions(num_ctx=4096))
+    assert (result.num_gpu, result.layers_total) == (42, 81)
+    assert result.size_vram == 24_459_100_160
+    assert result.size == 45_461_864_448
+    assert result.processor == "46%/54% CPU/GPU"
