@@ -138,7 +138,9 @@ class OllamaService:
             if response.status_code == 404:
                 raise ModelNotFound(model, _error_text(response))
             response.raise_for_status()
-            body = response.json()
+            # A verbose answer carries the whole vocabulary (megabytes of JSON): parse it in a
+            # thread so the screen does not stall.
+            body = await asyncio.to_thread(response.json)
             if not isinstance(body, dict):
                 raise OllamaResponseError(-1, "unreadable answer to /api/show")
             return body

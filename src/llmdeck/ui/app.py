@@ -63,6 +63,9 @@ def while_mounted(handler: Handler) -> Handler:
     return cast(Handler, guarded)
 
 
+STARTUP_QUIET_S = 1.5
+
+
 def default_model(models: list[InstalledModel]) -> str | None:
     """The model the chat starts with: for now the largest on disk (the fit engine will choose)."""
     if not models:
@@ -114,6 +117,7 @@ class LlmdeckApp(App[None]):
         self.gpu_layers: dict[str, int] = {}
         # The plan picks the chat's first model once; after that only the user changes it.
         self.model_preselected = False
+        self.recommended_once = False
         self.sub_title = f"v{__version__}"
 
     def compose(self) -> ComposeResult:
@@ -257,7 +261,13 @@ class LlmdeckApp(App[None]):
             return
         target = build_target(self.plan_snapshot)
         request = FitRequest(num_ctx=self.num_ctx, ollama_version=self.server_version)
-        self._recommend(target, request)
+        if self.recommended_once:
+            self._recommend(target, request)
+        else:
+            # Planning the whole catalog takes a core for about half a second: not while the
+            # first screen is being drawn.
+            self.recommended_once = True
+            self.set_timer(STARTUP_QUIET_S, lambda: self._recommend(target, request))
         if not self.specs:
             return
         installed = {model.name for model in self.models}
