@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from llmdeck import __version__, fit_cli
+from llmdeck import __version__, doctor, fit_cli
 from llmdeck.config import HostError, Settings, resolve_host
 from llmdeck.hardware import HardwareProbe, HardwareSnapshot, SnapshotError, StaticProbe, SystemProbe
 
@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     fit_cli.add_arguments(fit)
+    doctor_parser = commands.add_parser(
+        "doctor",
+        help="versions, server, hardware, where the models really are, and what is wrong there",
+        description="Everything a bug report needs. Exit status 1 when a finding is an error.",
+    )
+    doctor.add_arguments(doctor_parser)
     return parser
 
 
@@ -72,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print_hardware(probe, as_json=args.json)
     if args.command == "fit":
         return fit_cli.run(args, settings, probe)
+    if args.command == "doctor":
+        return doctor.run(args, settings, probe)
     return _run_tui(settings, probe)
 
 

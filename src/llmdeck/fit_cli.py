@@ -94,9 +94,12 @@ def _numbers(text: str) -> list[float]:
 
 @dataclass(frozen=True, slots=True)
 class ServerModels:
+    """Installed models, as the server lists them or, with `store` set, as read from disk."""
+
     version: str
     specs: dict[str, ModelSpec]
     failures: dict[str, str]
+    store: str | None = None
 
 
 async def _ask_server(ollama: OllamaService, wanted: Sequence[str]) -> ServerModels | None:
@@ -150,6 +153,7 @@ def _run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> 
         ram_bandwidth_gbps=args.ram_bandwidth,
     )
     server = _server_models(settings, args.models)
+    stored = None if server else _store_models(args.models)
     version = args.ollama_version or (server.version if server else None)
     request = FitRequest(
         num_ctx=args.num_ctx,
@@ -160,25 +164,26 @@ def _run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> 
         ollama_version=version,
     )
 
+    installed = server or stored
     rows: list[FitRow] = []
     if args.models:
         for wanted in args.models:
-            spec = _installed(server, wanted) or _from_catalog(wanted, server)
+            spec = _installed(installed, wanted) or _from_catalog(wanted, installed)
             rows.append(fit_model(spec, target, request))
-    elif server:
-        rows = [fit_model(spec, target, request) for spec in server.specs.values()]
+    elif installed:
+        rows = [fit_model(spec, target, request) for spec in installed.specs.values()]
 
     recommendations = None if args.models else recommend(target, request)
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2))
         return 0
-    _print_header(target, settings, server, version)
-    if server and server.failures:
-        for name, reason in server.failures.items():
+    _print_header(target, settings, server, version, stored)
+    if installed and installed.failures:
+        for name, reason in installed.failures.items():
             print(f"  {name}: not planned ({reason})")
     if rows or args.models:
         _print_rows(rows)
-    elif server:
+    elif installed:
         print("No model installed. Name catalog models to plan them, e.g. `llmdeck fit llama3.1:8b`.")
     else:
         print("Installed models unknown while Ollama is down. Name models to plan them from the catalog.")
@@ -214,6 +219,27 @@ async def _ask(settings: Settings, wanted: Sequence[str]) -> ServerModels | None
         await ollama.aclose()
 
 
+def _store_models(wanted: Sequence[str]) -> ServerModels | None:
+    """With the server down, the models on disk: the store Ollama would use, read directly."""
+    from llmdeck.store import locate, observe, read_store
+    from llmdeck.store.specs import spec_from_store
+
+    decision = locate(observe())
+    contents = read_store(decision.path)
+    if not contents.exists:
+        return None
+    specs: dict[str, ModelSpec] = {}
+    failures: dict[str, str] = {}
+    for model in contents.models:
+        if wanted and not _matches(model.name, wanted):
+            continue
+        try:
+            specs[model.name] = spec_from_store(model)
+        except (FactsError, ValueError) as error:
+            failures[model.name] = str(error)
+    return ServerModels(version="", specs=specs, failures=failures, store=str(decision.path))
+
+
 def _installed(server: ServerModels | None, wanted: str) -> ModelSpec | None:
     if server is None:
         return None
@@ -235,13 +261,19 @@ def _from_catalog(wanted: str, server: ServerModels | None) -> ModelSpec:
 
 
 def _print_header(
-    target: Target, settings: Settings, server: ServerModels | None, version: str | None
+    target: Target,
+    settings: Settings,
+    server: ServerModels | None,
+    version: str | None,
+    stored: ServerModels | None,
 ) -> None:
     print("Machine:")
     for line in target.provenance:
         print(f"  {line}")
     if server:
         print(f"Ollama {server.version} at {settings.host.value}")
+    elif stored:
+        print(f"Ollama not reachable at {settings.host.value}: installed models read from {stored.store}")
     else:
         print(f"Ollama not reachable at {settings.host.value}: planning from the catalog only")
     regime = regime_for(version, "llama")

@@ -126,7 +126,7 @@ class OllamaService:
         listing = await self._guard(self._client.list())
         return [_installed_model(entry) for entry in listing.models]
 
-    async def show(self, model: str) -> dict[str, Any]:
+    async def show(self, model: str, *, verbose: bool = True) -> dict[str, Any]:
         """`/api/show` with `verbose`, which adds the tensor table the planner needs.
 
         ollama-python's `show` has no `verbose` flag and drops `tensors`, so this one call goes
@@ -134,7 +134,7 @@ class OllamaService:
         """
 
         async def fetch() -> dict[str, Any]:
-            response = await self._http.post("/api/show", json={"model": model, "verbose": True})
+            response = await self._http.post("/api/show", json={"model": model, "verbose": verbose})
             if response.status_code == 404:
                 raise ModelNotFound(model, _error_text(response))
             response.raise_for_status()

@@ -1,0 +1,162 @@
+"""`llmdeck doctor`: everything a bug report needs, and what is wrong with the models store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from llmdeck import __version__
+from llmdeck.config import Settings
+from llmdeck.fit.pick import recommend
+from llmdeck.fit.report import FitRequest
+from llmdeck.fit.target import build_target
+from llmdeck.hardware import HardwareProbe
+from llmdeck.store import blob_paths_from_modelfile, check_store, locate, observe, read_store
+
+GIB = 1024**3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON object, for scripts and bug reports")
+
+
+async def _ask_server(settings: Settings) -> dict[str, Any] | None:
+    from llmdeck.ollama_api import OllamaError, OllamaService
+
+    ollama = OllamaService(settings.host.value, connect_timeout_s=settings.connect_timeout_s)
+    try:
+        version = await ollama.version()
+        names = [model.name for model in await ollama.list_models()]
+        blob_paths: list[Path] = []
+        for name in names:
+            try:
+                show = await ollama.show(name, verbose=False)
+            except OllamaError:
+                continue
+            blob_paths += blob_paths_from_modelfile(str(show.get("modelfile", "")))
+        return {"version": version, "models": names, "blob_paths": blob_paths}
+    except OllamaError as error:
+        return {"error": str(error)}
+    finally:
+        await ollama.aclose()
+
+
+def collect(settings: Settings, probe: HardwareProbe) -> dict[str, Any]:
+    try:
+        snapshot = probe.snapshot()
+    finally:
+        probe.close()
+    server = asyncio.run(_ask_server(settings)) or {}
+    answered = "version" in server
+    where = observe(server.get("blob_paths", ()))
+    decision = locate(where)
+    contents = read_store(decision.path)
+    version = server.get("version")
+    best = recommend(build_target(snapshot), FitRequest(ollama_version=version)).full_gpu
+    findings = check_store(
+        decision,
+        contents,
+        where,
+        recommended_pull_bytes=best.spec.file_bytes if best else 0,
+        served_models=server.get("models") if answered else None,
+    )
+    from llmdeck.store.findings import writable_by
+
+    free = _free_bytes(decision.path)
+    return {
+        "versions": {
+            "llmdeck": __version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "textual": _package_version("textual"),
+            "ollama_python": _package_version("ollama"),
+            "ollama": version,
+        },
+        "host": {
+            "url": settings.host.value,
+            "source": settings.host.source,
+            "answered": answered,
+            "error": server.get("error"),
+        },
+        "hardware": asdict(snapshot),
+        "store": {
+            "path": str(decision.path),
+            "source": decision.source,
+            "how": decision.how,
+            "evidence": list(decision.evidence),
+            "exists": contents.exists,
+            "writable": contents.exists and writable_by(decision.path, decision.server_user),
+            "free_bytes": free,
+            "server_user": decision.server_user,
+            "models": [model.name for model in contents.models],
+        },
+        "findings": [finding.to_json() for finding in findings],
+        "config": {"files": [], "note": "llmdeck reads no config file yet"},
+    }
+
+
+def _free_bytes(path: Path) -> int | None:
+    import shutil
+
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        return shutil.disk_usage(existing).free
+    except OSError:
+        return None
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> int:
+    report = collect(settings, probe)
+    has_error = any(finding["level"] == "error" for finding in report["findings"])
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 1 if has_error else 0
+    versions = report["versions"]
+    print(f"llmdeck {versions['llmdeck']} · Python {versions['python']} · Textual {versions['textual']}")
+    host = report["host"]
+    if host["answered"]:
+        print(f"Ollama {versions['ollama']} at {host['url']} ({host['source']})")
+    else:
+        print(f"Ollama not answering at {host['url']} ({host['source']}): {host['error'] or 'not reachable'}")
+    hardware = report["hardware"]
+    gpus = hardware["gpu"]["gpus"]
+    gpu_text = ", ".join(g["name"] for g in gpus) if gpus else hardware["gpu"]["unavailable_reason"]
+    memory = hardware["memory"]["total_bytes"] / GIB
+    print(f"Hardware: {hardware['cpu']['model']}; {memory:.1f} GiB RAM; {gpu_text}")
+    store = report["store"]
+    free = (
+        f"{store['free_bytes'] / GIB:.1f} GiB free"
+        if store["free_bytes"] is not None
+        else "free space unknown"
+    )
+    print(f"\nModels store: {store['path']}")
+    print(f"  how llmdeck knows: {store['how']}")
+    for line in store["evidence"]:
+        print(f"  evidence: {line}")
+    print(f"  exists: {store['exists']}, writable by the server: {store['writable']}, {free}")
+    print(f"  models on disk: {', '.join(store['models']) or 'none'}")
+    print("\nFindings:" if report["findings"] else "\nFindings: none")
+    for finding in report["findings"]:
+        print(f"  {finding['level'].upper():7} {finding['code']}: {finding['message']}")
+        print(f"          fix: {finding['fix']}")
+    return 1 if has_error else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run `llmdeck doctor`")
