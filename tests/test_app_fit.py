@@ -4,9 +4,11 @@ the chat sends to Ollama."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
-from helpers import fast_settings, wait_until
+from helpers import fast_settings, wait_until, widget_text
 from ollama_standin import OllamaStandIn
+from store_factory import add_model
 from textual.pilot import Pilot
 
 from llmdeck.hardware import HardwareSnapshot, StaticProbe
@@ -14,6 +16,7 @@ from llmdeck.ollama_api import OllamaService
 from llmdeck.ui.app import LlmdeckApp, create_app
 from llmdeck.ui.chat_pane import ChatPane, TurnNote
 from llmdeck.ui.models_pane import ModelsPane
+from llmdeck.ui.store_panel import StorePanel
 
 GIB = 1024**3
 SIZE = (120, 40)
@@ -136,3 +139,29 @@ async def test_cycling_the_context_replans_every_model(
         await pilot.press("f3")
         options = await ask(app, pilot, standin, "hi")
         assert options["num_ctx"] == 32768  # qwen2.5:14b is clamped to its own 32k
+
+
+async def test_the_store_the_server_uses_is_shown_with_its_findings(
+    tmp_path: Path, standin: OllamaStandIn, recorded_snapshot: HardwareSnapshot
+) -> None:
+    root = tmp_path / "models"
+    for name in ("llama3.1:8b", "qwen2.5:14b", "llama3.2:3b"):  # gemma2 is served but not on disk
+        add_model(root, name)
+    (root / "blobs" / ("sha256-" + "e" * 64 + "-partial")).write_bytes(b"z" * 100)
+    standin.store_root = str(root)
+    app = build(standin, recorded_snapshot)
+    async with app.run_test(size=SIZE):
+        await planned(app)
+        panel = app.query_one(StorePanel)
+
+        def shown() -> str:  # the panel wraps long paths: compare without the line breaks
+            return "".join(widget_text(panel).split())
+
+        await wait_until(lambda: panel.report is not None and panel.report.decision.path == root)
+        await wait_until(lambda: "theserverreportsitsblobpathsthere" in shown())
+        assert "doesnotexist" not in shown()
+        assert "unfinisheddownloads" in shown()
+        models = app.query_one(ModelsPane)
+        row = str(models.get_row("gemma2:2b-instruct-q8_0")[0])
+        assert "(not in store)" in row
+        assert "(not in store)" not in str(models.get_row("llama3.1:8b")[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from helpers import fast_settings, wait_until, widget_text
 from ollama_standin import OllamaStandIn
 from textual.pilot import Pilot
@@ -15,8 +16,16 @@ from llmdeck.ui.app import OfflineBanner, create_app
 from llmdeck.ui.hardware_pane import HardwarePane
 from llmdeck.ui.models_pane import ModelsPane
 from llmdeck.ui.recommendation import RecommendationLine
+from llmdeck.ui.store_panel import StorePanel
 
 SIZE = (120, 40)
+
+
+@pytest.fixture(autouse=True)
+def fixed_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The store panel shows the default store under HOME: a fixed path keeps the picture the
+    # same from run to run. Nothing exists or is written there.
+    monkeypatch.setenv("HOME", "/nonexistent/llmdeck-home")
 
 
 async def steady(pilot: Pilot[Any]) -> None:
@@ -24,6 +33,7 @@ async def steady(pilot: Pilot[Any]) -> None:
     # The hardware pane and the suggestions fill from thread workers; the snapshot must not race them.
     await wait_until(lambda: "RTX 4090" in widget_text(pilot.app.query_one(HardwarePane)))
     await wait_until(lambda: "Suggested" in widget_text(pilot.app.query_one(RecommendationLine)))
+    await wait_until(lambda: pilot.app.query_one(StorePanel).report is not None)
 
 
 def test_main_screen(snap_compare: Any, standin: OllamaStandIn, recorded_probe: StaticProbe) -> None:

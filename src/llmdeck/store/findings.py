@@ -174,7 +174,8 @@ def check_store(
                     "The server uses another store than this one.",
                 )
             )
-    findings += _disk(path, mounts, recommended_pull_bytes)
+    if contents.exists:
+        findings += _disk(path, mounts, recommended_pull_bytes)
     return sorted(findings, key=lambda finding: _LEVEL_ORDER[finding.level])
 
 

@@ -35,6 +35,8 @@ from llmdeck.fit.target import Target, build_target
 from llmdeck.hardware import HardwareProbe, HardwareSnapshot
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable
 from llmdeck.sanitize import inert
+from llmdeck.store import blob_paths_from_modelfile
+from llmdeck.store.report import inspect_store
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.hardware_pane import HardwarePane
 from llmdeck.ui.messages import (
@@ -44,9 +46,11 @@ from llmdeck.ui.messages import (
     ServerOffline,
     ServerOnline,
     SpecsLoaded,
+    StoreInspected,
 )
 from llmdeck.ui.models_pane import ModelsPane
 from llmdeck.ui.recommendation import RecommendationLine
+from llmdeck.ui.store_panel import StorePanel
 from llmdeck.ui.themes import DEFAULT_THEME, bundled_themes
 
 Handler = TypeVar("Handler", bound=Callable[..., None])
@@ -118,6 +122,7 @@ class LlmdeckApp(App[None]):
         # The plan picks the chat's first model once; after that only the user changes it.
         self.model_preselected = False
         self.recommended_once = False
+        self.store_inspected_offline = False
         self.sub_title = f"v{__version__}"
 
     def compose(self) -> ComposeResult:
@@ -127,6 +132,7 @@ class LlmdeckApp(App[None]):
             with Vertical(id="left"):
                 yield HardwarePane(id="hardware")
                 yield ModelsPane(id="models")
+                yield StorePanel("", id="store")
                 yield RecommendationLine("", id="recommend")
             yield ChatPane(self.ollama, id="chat")
         yield Footer()
@@ -219,6 +225,12 @@ class LlmdeckApp(App[None]):
         self.sub_title = f"v{__version__} · Ollama not reachable"
         self.query_one(ChatPane).set_online(False)
         self.query_one(ModelsPane).show_unavailable("Ollama not reachable")
+        if not self.store_inspected_offline:
+            # Without a server, the store the server would use is still worth a look, and the
+            # suggestions are made for an unknown version.
+            self.store_inspected_offline = True
+            self._inspect_store([], None)
+            self._replan()
 
     @while_mounted
     def on_server_online(self, message: ServerOnline) -> None:
@@ -241,15 +253,29 @@ class LlmdeckApp(App[None]):
     async def _load_specs(self, names: list[str]) -> None:
         specs: dict[str, ModelSpec] = {}
         failures: dict[str, str] = {}
+        blob_paths: list[Path] = []
         for name in names:
             try:
-                specs[name] = spec_from_show(name, await self.ollama.show(name))
+                show = await self.ollama.show(name)
+                blob_paths += blob_paths_from_modelfile(str(show.get("modelfile", "")))
+                specs[name] = spec_from_show(name, show)
             except (OllamaError, FactsError) as error:
                 failures[name] = str(error)
-        self.post_message(SpecsLoaded(specs, failures))
+        self.post_message(SpecsLoaded(specs, failures, blob_paths))
+
+    @work(thread=True, exclusive=True, group="store", exit_on_error=False)
+    def _inspect_store(self, blob_paths: list[Path], served: list[str] | None) -> None:
+        self.post_message(StoreInspected(inspect_store(blob_paths, served)))
+
+    @while_mounted
+    def on_store_inspected(self, message: StoreInspected) -> None:
+        self.query_one(StorePanel).show(message.report)
+        on_disk = {model.name for model in message.report.contents.models}
+        self.query_one(ModelsPane).mark_store(on_disk if message.report.contents.exists else None)
 
     @while_mounted
     def on_specs_loaded(self, message: SpecsLoaded) -> None:
+        self._inspect_store(message.blob_paths, [model.name for model in self.models])
         self.specs.update(message.specs)
         for name, reason in message.failures.items():
             self.notify(f"{name}: no plan ({reason})", severity="warning", timeout=8)
@@ -261,7 +287,9 @@ class LlmdeckApp(App[None]):
             return
         target = build_target(self.plan_snapshot)
         request = FitRequest(num_ctx=self.num_ctx, ollama_version=self.server_version)
-        if self.recommended_once:
+        if self.server_version is None and not self.store_inspected_offline:
+            pass  # the server's version decides how layers are placed: wait for it, or for "down"
+        elif self.recommended_once:
             self._recommend(target, request)
         else:
             # Planning the whole catalog takes a core for about half a second: not while the

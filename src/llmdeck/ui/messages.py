@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.message import Message
 
 from llmdeck.fit.pick import Recommendations
 from llmdeck.fit.spec import ModelSpec
 from llmdeck.hardware import HardwareSnapshot
 from llmdeck.ollama_api import InstalledModel
+from llmdeck.store.report import StoreReport
 
 
 class HardwareSampled(Message):
@@ -45,10 +48,18 @@ class ServerOffline(Message):
 class SpecsLoaded(Message):
     """Facts about installed models, read from the server's /api/show."""
 
-    def __init__(self, specs: dict[str, ModelSpec], failures: dict[str, str]) -> None:
+    def __init__(self, specs: dict[str, ModelSpec], failures: dict[str, str], blob_paths: list[Path]) -> None:
         super().__init__()
         self.specs = specs
         self.failures = failures
+        # Where the server says the weights are (the modelfile's FROM lines): the real store.
+        self.blob_paths = blob_paths
+
+
+class StoreInspected(Message):
+    def __init__(self, report: StoreReport) -> None:
+        super().__init__()
+        self.report = report
 
 
 class RecommendationsReady(Message):

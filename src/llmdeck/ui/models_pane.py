@@ -115,6 +115,7 @@ class ModelsPane(DataTable[str | Text]):
         self._sort = SIZE_COLUMN
         self._descending = True
         self._context_label = ""
+        self._on_disk: set[str] | None = None
         self.active: str | None = None
 
     def on_mount(self) -> None:
@@ -130,6 +131,11 @@ class ModelsPane(DataTable[str | Text]):
         """Plans for the installed models at the session's context."""
         self._fits = dict(fits)
         self._context_label = context_label
+        self._render_rows()
+
+    def mark_store(self, on_disk: set[str] | None) -> None:
+        """Models in the store the server uses; a served model missing there gets marked."""
+        self._on_disk = on_disk
         self._render_rows()
 
     def fit_of(self, name: str) -> FitRow | None:
@@ -197,8 +203,11 @@ class ModelsPane(DataTable[str | Text]):
             model = row.model
             chosen = model.name == self.active
             marker = "● " if chosen else "  "
+            label = Text(marker + inert(model.name), style="bold" if chosen else "")
+            if self._on_disk is not None and model.name not in self._on_disk:
+                label.append(" (not in store)", style="yellow")
             self.add_row(
-                Text(marker + inert(model.name), style="bold" if chosen else ""),
+                label,
                 *_fit_cells(row.fit),
                 decimal_size(model.size_bytes),
                 inert(model.parameter_size) or "?",
