@@ -117,7 +117,8 @@ def test_a_store_the_server_user_cannot_write(tmp_path: Path) -> None:
     decision = locate(surroundings)
     assert decision.source == "server-process" and decision.server_user == "nobody"
     assert "not-writable" in codes(check_store(decision, read_store(root), surroundings, mounts=[]))
-    os.chmod(root, 0o777)
+    for folder in (root, root / "blobs", root / "manifests"):
+        os.chmod(folder, 0o777)
     assert "not-writable" not in codes(check_store(decision, read_store(root), surroundings, mounts=[]))
 
 
@@ -237,3 +238,78 @@ def test_fit_reads_the_store_when_the_server_is_down(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     [row] = json.loads(result.stdout)
     assert (row["model"], row["source"], row["verdict"]) == ("tiny:latest", "store", "gpu")
+
+
+def test_doctor_reads_the_real_environment_without_a_server(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    add_model(root, "m:latest")
+    result = doctor("--json", host="127.0.0.1:9", env={"OLLAMA_MODELS_DIR": str(root)})
+    report = json.loads(result.stdout)
+    assert report["host"]["answered"] is False
+    [misspelled] = [f for f in report["findings"] if f["code"] == "misspelled-env"]
+    assert misspelled["fix"] == f"Rename it: OLLAMA_MODELS={root}"
+    # With the variable spelled right, that store is the one llmdeck reads.
+    fixed = json.loads(doctor("--json", host="127.0.0.1:9", env={"OLLAMA_MODELS": str(root)}).stdout)
+    assert (fixed["store"]["path"], fixed["store"]["source"]) == (str(root), "environment")
+    assert fixed["store"]["models"] == ["m:latest"]
+    assert "misspelled-env" not in [f["code"] for f in fixed["findings"]]
+
+
+def test_a_systemd_drop_in_overrides_the_unit_as_systemd_does() -> None:
+    unit = parse_systemd_unit(Path("ollama.service"), 'Environment="OLLAMA_MODELS=/old"\nUser=ollama\n')
+    override = parse_systemd_unit(Path("override.conf"), 'Environment="OLLAMA_MODELS=/new"\n', unit)
+    assert (override.environment["OLLAMA_MODELS"], override.user) == ("/new", "ollama")
+    cleared = parse_systemd_unit(Path("reset.conf"), "Environment=\n", override)
+    assert "OLLAMA_MODELS" not in cleared.environment
+
+
+def test_a_server_running_as_ollama_uses_the_service_store_even_unread(tmp_path: Path) -> None:
+    hidden = ServerProcess(pid=7, user="ollama", environ=None)
+    decision = locate(where(tmp_path, server_processes=[hidden], environ={"OLLAMA_MODELS": "/mine"}))
+    assert decision.path == tmp_path / "service" / ".ollama" / "models"
+    assert decision.source == "server-process"
+
+
+def test_chunked_partial_files_count_as_one_download(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    add_model(root, "m:latest")
+    digest = "sha256-" + "d" * 64
+    for suffix in ("-partial", "-partial-0", "-partial-1"):
+        (root / "blobs" / (digest + suffix)).write_bytes(b"p")
+    [partial] = [f for f in check_store(locate(where(tmp_path)), read_store(root), where(tmp_path), mounts=[])
+                 if f.code == "partial-download"]  # fmt: skip
+    assert partial.message.startswith("1 unfinished downloads")
+
+
+def test_a_variable_holding_a_model_name_is_not_a_misspelled_store(tmp_path: Path) -> None:
+    surroundings = where(tmp_path, environ={"OLLAMA_MODEL": "llama3"})
+    findings = check_store(locate(surroundings), read_store(tmp_path / "x"), surroundings, mounts=[])
+    assert "misspelled-env" not in codes(findings)
+
+
+def test_old_blob_names_and_stray_files_are_understood(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    add_model(root, "m:latest")
+    model = read_store(root).models[0]
+    assert model.model_blob is not None
+    # Before March 2024 Ollama named blobs `sha256:<hex>`.
+    model.model_blob.rename(root / "blobs" / model.model_blob.name.replace("sha256-", "sha256:"))
+    (root / "manifests" / ".DS_Store").write_bytes(b"\0")
+    (root / "manifests" / "registry.ollama.ai" / "README").write_text("not a manifest")
+    contents = read_store(root)
+    assert [m.name for m in contents.models] == ["m:latest"]
+    assert contents.models[0].missing_blobs == ()
+    assert contents.orphan_blobs == () and contents.unreadable == ()
+
+
+def test_a_store_whose_blobs_folder_the_server_cannot_write(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    add_model(root, "m:latest")
+    os.chmod(root, 0o777)
+    os.chmod(root / "manifests", 0o777)
+    os.chmod(root / "blobs", 0o755)  # owned by root: nobody cannot add a blob
+    server = ServerProcess(pid=9, user="nobody", environ={"OLLAMA_MODELS": str(root)})
+    surroundings = where(tmp_path, server_processes=[server])
+    assert "not-writable" in codes(
+        check_store(locate(surroundings), read_store(root), surroundings, mounts=[])
+    )

@@ -105,8 +105,10 @@ def collect(settings: Settings, probe: HardwareProbe) -> dict[str, Any]:
 def _free_bytes(path: Path) -> int | None:
     import shutil
 
+    from llmdeck.store.layout import is_dir
+
     existing = path
-    while not existing.exists() and existing != existing.parent:
+    while not is_dir(existing) and existing != existing.parent:
         existing = existing.parent
     try:
         return shutil.disk_usage(existing).free

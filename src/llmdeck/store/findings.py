@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from llmdeck.store.layout import StoreContents, read_store
+from llmdeck.store.layout import StoreContents, is_dir, read_store
 from llmdeck.store.locate import StoreDecision, Surroundings
 
 Level = Literal["error", "warning", "info"]
@@ -55,7 +55,16 @@ def check_store(
     """Every finding for the decided store, errors first."""
     findings: list[Finding] = []
     path = decision.path
-    if not contents.exists:
+    if contents.exists and str(path) in contents.unreadable:
+        findings.append(
+            Finding(
+                "warning",
+                "not-readable",
+                f"llmdeck cannot look inside {path} (permission denied)",
+                "Run llmdeck as the server's user, or `sudo llmdeck doctor`.",
+            )
+        )
+    elif not contents.exists:
         if decision.source == "default":
             findings.append(
                 Finding(
@@ -101,7 +110,7 @@ def check_store(
                 '`sudo systemctl edit ollama`, Environment="OLLAMA_MODELS=..."), then restart it.',
             )
         )
-    stores_with_models = [c for c in decision.candidates if c.is_dir() and read_store(c).models]
+    stores_with_models = [c for c in decision.candidates if is_dir(c) and read_store(c).models]
     if len({_resolved(c) for c in stores_with_models}) > 1:
         listed = ", ".join(str(c) for c in stores_with_models)
         findings.append(
@@ -139,7 +148,7 @@ def check_store(
             Finding(
                 "warning",
                 "partial-download",
-                f"{len(contents.partial_files)} unfinished downloads take "
+                f"{contents.partial_downloads} unfinished downloads take "
                 f"{contents.partial_bytes / GIB:.1f} GiB",
                 "Run the pull again to finish it, or delete the -partial files.",
             )
@@ -188,6 +197,9 @@ def _misspelled(where: Surroundings) -> list[Finding]:
         if environ.get("OLLAMA_MODELS"):
             continue
         for name, value in environ.items():
+            # Only a value that looks like a folder: OLLAMA_MODEL=llama3 names a model, not a store.
+            if not _looks_like_path(value):
+                continue
             if name != "OLLAMA_MODELS" and (name.upper() in MISSPELLINGS or name.upper() == "OLLAMA_MODELS"):
                 found.append(
                     Finding(
@@ -200,9 +212,14 @@ def _misspelled(where: Surroundings) -> list[Finding]:
     return found
 
 
+def _looks_like_path(value: str) -> bool:
+    text = value.strip()
+    return text.startswith(("/", "~", ".", "\\")) or "/" in text or "\\" in text or text[1:3] == ":\\"
+
+
 def _disk(path: Path, mounts: Sequence[Mount] | None, recommended_pull_bytes: int) -> list[Finding]:
     existing = path
-    while not existing.exists() and existing != existing.parent:
+    while not is_dir(existing) and existing != existing.parent:
         existing = existing.parent
     try:
         usage = shutil.disk_usage(existing)
@@ -268,7 +285,16 @@ def system_mounts() -> list[Mount]:
 
 
 def writable_by(path: Path, user: str | None) -> bool:
-    """Whether `user` (the server's; None for this one) can create files in `path`."""
+    """Whether `user` (the server's; None for this one) can create files in the store: its
+    folder and, where they exist, `blobs/` and `manifests/` (a pull writes into both)."""
+    folders = [path, *(sub for sub in (path / "blobs", path / "manifests") if is_dir(sub))]
+    try:
+        return all(_folder_writable_by(folder, user) for folder in folders)
+    except OSError:
+        return False
+
+
+def _folder_writable_by(path: Path, user: str | None) -> bool:
     if user is None or sys_user() == user:
         return os.access(path, os.W_OK | os.X_OK)
     try:
@@ -283,10 +309,10 @@ def writable_by(path: Path, user: str | None) -> bool:
     if account.pw_uid == 0:
         return True
     if stat.st_uid == account.pw_uid:
-        return bool(stat.st_mode & 0o200)
+        return stat.st_mode & 0o300 == 0o300
     if stat.st_gid in groups:
-        return bool(stat.st_mode & 0o020)
-    return bool(stat.st_mode & 0o002)
+        return stat.st_mode & 0o030 == 0o030
+    return stat.st_mode & 0o003 == 0o003
 
 
 def sys_user() -> str | None:

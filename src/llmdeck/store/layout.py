@@ -8,6 +8,7 @@ media type `application/vnd.ollama.image.model` is the GGUF with the weights.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +47,48 @@ class StoreContents:
     def partial_bytes(self) -> int:
         return sum(_size(path) for path in self.partial_files)
 
+    @property
+    def partial_downloads(self) -> int:
+        """Unfinished pulls: one per blob, whatever the number of `-partial-N` chunk files."""
+        return len({path.name.split("-partial")[0] for path in self.partial_files})
+
 
 def blob_path(root: Path, digest: str) -> Path:
-    return root / "blobs" / digest.replace(":", "-", 1)
+    """Where a blob is: `sha256-<hex>`, or `sha256:<hex>` as Ollama named them before March 2024."""
+    current = root / "blobs" / digest.replace(":", "-", 1)
+    legacy = root / "blobs" / digest.replace("-", ":", 1)
+    return legacy if not is_file(current) and is_file(legacy) else current
+
+
+def is_dir(path: Path) -> bool:
+    """Like `Path.is_dir`, but a folder we may not enter (another user's home) is just not one."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def manifest_files(manifests_dir: Path) -> tuple[list[Path], list[str]]:
+    """Manifest files exactly four levels down (as Ollama reads them), and folders we could not read."""
+    found: list[Path] = []
+    unreadable: list[str] = []
+
+    def note(error: OSError) -> None:
+        unreadable.append(str(error.filename or manifests_dir))
+
+    for folder, folders, files in os.walk(manifests_dir, onerror=note):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        depth = len(Path(folder).relative_to(manifests_dir).parts)
+        if depth == 3:
+            found += [Path(folder) / name for name in files if not name.startswith(".")]
+    return sorted(found), unreadable
 
 
 def model_name(relative: Path) -> str:
@@ -65,15 +105,23 @@ def model_name(relative: Path) -> str:
 
 
 def read_store(root: Path) -> StoreContents:
-    if not root.is_dir():
+    if not is_dir(root):
+        try:
+            root.stat()
+        except PermissionError:
+            return StoreContents(root=root, exists=True, unreadable=(str(root),))
+        except OSError:
+            pass
         return StoreContents(root=root, exists=False)
     manifests_dir = root / "manifests"
     blobs_dir = root / "blobs"
     models: list[StoredModel] = []
     unreadable: list[str] = []
     referenced: set[Path] = set()
-    if manifests_dir.is_dir():
-        for manifest in sorted(p for p in manifests_dir.rglob("*") if p.is_file()):
+    if is_dir(manifests_dir):
+        manifests, unreadable_folders = manifest_files(manifests_dir)
+        unreadable += unreadable_folders
+        for manifest in manifests:
             relative = manifest.relative_to(manifests_dir)
             try:
                 data = json.loads(manifest.read_text(encoding="utf-8"))
@@ -87,6 +135,7 @@ def read_store(root: Path) -> StoreContents:
                 continue
             blobs = tuple(blob_path(root, digest) for digest, _, _ in entries)
             referenced.update(blobs)
+            referenced.update(root / "blobs" / digest.replace("-", ":", 1) for digest, _, _ in entries)
             model_blob = next(
                 (blob_path(root, digest) for digest, _, kind in entries if kind == MODEL_LAYER), None
             )
@@ -97,17 +146,24 @@ def read_store(root: Path) -> StoreContents:
                     size_bytes=sum(size for _, size, _ in entries),
                     model_blob=model_blob,
                     blobs=blobs,
-                    missing_blobs=tuple(blob for blob in blobs if not blob.is_file()),
+                    missing_blobs=tuple(blob for blob in blobs if not is_file(blob)),
                 )
             )
     orphans: list[Path] = []
     partials: list[Path] = []
-    if blobs_dir.is_dir():
-        for blob in sorted(blobs_dir.iterdir()):
-            if "-partial" in blob.name:
-                partials.append(blob)
-            elif _BLOB_NAME.match(blob.name) and blob not in referenced and blob.is_file():
-                orphans.append(blob)
+    try:
+        blob_files = sorted(blobs_dir.iterdir()) if is_dir(blobs_dir) else []
+    except OSError as error:
+        unreadable.append(f"{blobs_dir} ({error.strerror})")
+        blob_files = []
+    for blob in blob_files:
+        if "-partial" in blob.name:
+            partials.append(blob)
+        elif _BLOB_NAME.match(blob.name) and blob not in referenced and is_file(blob):
+            orphans.append(blob)
+    if unreadable:
+        # A manifest we could not read may well name these blobs: never call them orphans then.
+        orphans = []
     return StoreContents(
         root=root,
         exists=True,

@@ -110,11 +110,19 @@ def locate(where: Surroundings) -> StoreDecision:
         if value:
             evidence.append(f"Environment=OLLAMA_MODELS={value} in {unit.path}")
             decided = decided or (Path(value), "systemd", f"the systemd unit {unit.path} sets OLLAMA_MODELS")
-    if decided is None and unit_user == "ollama":
+    if decided is None and (unit_user == "ollama" or server_user == "ollama"):
         decided = (
             default_store(where.service_home),
-            "systemd",
-            "the systemd service runs as user ollama, whose default store this is",
+            "systemd" if unit_user == "ollama" else "server-process",
+            "the server runs as user ollama, whose default store this is",
+        )
+    if decided is None and server_user and (home := _home_of(server_user)) is not None:
+        # A running server of another user keeps that user's default, whatever llmdeck's own
+        # environment says.
+        decided = (
+            default_store(home),
+            "server-process",
+            f"the server runs as {server_user}; its default store",
         )
     if decided is None and client_env:
         decided = (Path(client_env), "environment", "OLLAMA_MODELS is set for llmdeck (no server evidence)")
@@ -154,14 +162,28 @@ def _platform_name(platform: str) -> str:
     return "a server started by this user (~/.ollama/models)"
 
 
-def parse_systemd_unit(path: Path, text: str) -> SystemdUnit:
-    environment: dict[str, str] = {}
-    user = None
+def _home_of(user: str) -> Path | None:
+    try:
+        import pwd
+
+        return Path(pwd.getpwnam(user).pw_dir)
+    except (ImportError, KeyError):
+        return None
+
+
+def parse_systemd_unit(path: Path, text: str, base: SystemdUnit | None = None) -> SystemdUnit:
+    """A unit file or drop-in, applied over `base` as systemd does: later settings win, and an
+    empty `Environment=` clears what came before."""
+    environment: dict[str, str] = dict(base.environment) if base else {}
+    user = base.user if base else None
     for line in text.splitlines():
         key, sep, value = line.strip().partition("=")
         if not sep or key.startswith(("#", ";")):
             continue
         if key.strip() == "Environment":
+            if not value.strip():
+                environment.clear()
+                continue
             try:
                 assignments = shlex.split(value)
             except ValueError:
@@ -205,15 +227,35 @@ def _ollama_processes() -> list[ServerProcess]:
 
 
 def _systemd_units() -> list[SystemdUnit]:
-    units = []
-    for location in SYSTEMD_UNITS:
-        files = sorted(location.glob("*.conf")) if location.is_dir() else [location]
-        for path in files:
-            try:
-                units.append(parse_systemd_unit(path, path.read_text(encoding="utf-8", errors="replace")))
-            except OSError:
-                continue
-    return units
+    """The ollama unit with its drop-ins merged in systemd's order (unit file, then drop-ins)."""
+    unit_files = [p for p in SYSTEMD_UNITS if p.suffix == ".service"]
+    drop_ins = [p for p in SYSTEMD_UNITS if p.suffix == ".d"]
+    merged: SystemdUnit | None = None
+    for path in [next((u for u in unit_files if _readable(u)), None), *_conf_files(drop_ins)]:
+        if path is None:
+            continue
+        try:
+            merged = parse_systemd_unit(path, path.read_text(encoding="utf-8", errors="replace"), merged)
+        except OSError:
+            continue
+    return [merged] if merged else []
+
+
+def _readable(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _conf_files(folders: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for folder in folders:
+        try:
+            files += sorted(folder.glob("*.conf"))
+        except OSError:
+            continue
+    return files
 
 
 def blob_paths_from_modelfile(modelfile: str) -> list[Path]:

@@ -28,7 +28,7 @@ def inspect_store(served_blob_paths: Sequence[Path], served_models: Sequence[str
     contents = read_store(decision.path)
     findings = check_store(decision, contents, where, served_models=served_models)
     free = None
-    if contents.exists:
+    if contents.exists and str(decision.path) not in contents.unreadable:
         try:
             free = shutil.disk_usage(decision.path).free
         except OSError:

@@ -116,6 +116,7 @@ class LlmdeckApp(App[None]):
         # a loaded model takes VRAM, and its own plan must not flip to "partial" because of it.
         self.plan_snapshot: HardwareSnapshot | None = None
         self.specs: dict[str, ModelSpec] = {}
+        self.blob_paths: dict[str, list[Path]] = {}
         self.fits: dict[str, FitRow] = {}
         self.num_ctx: int | None = None
         self.gpu_layers: dict[str, int] = {}
@@ -253,11 +254,11 @@ class LlmdeckApp(App[None]):
     async def _load_specs(self, names: list[str]) -> None:
         specs: dict[str, ModelSpec] = {}
         failures: dict[str, str] = {}
-        blob_paths: list[Path] = []
+        blob_paths: dict[str, list[Path]] = {}
         for name in names:
             try:
                 show = await self.ollama.show(name)
-                blob_paths += blob_paths_from_modelfile(str(show.get("modelfile", "")))
+                blob_paths[name] = blob_paths_from_modelfile(str(show.get("modelfile", "")))
                 specs[name] = spec_from_show(name, show)
             except (OllamaError, FactsError) as error:
                 failures[name] = str(error)
@@ -275,7 +276,12 @@ class LlmdeckApp(App[None]):
 
     @while_mounted
     def on_specs_loaded(self, message: SpecsLoaded) -> None:
-        self._inspect_store(message.blob_paths, [model.name for model in self.models])
+        # The server's word on where its blobs are, kept per model: a later partial reload (a
+        # model pulled meanwhile) must not lose the evidence of the others.
+        self.blob_paths.update(message.blob_paths)
+        served = [model.name for model in self.models]
+        evidence = [path for name in served for path in self.blob_paths.get(name, [])]
+        self._inspect_store(evidence, served)
         self.specs.update(message.specs)
         for name, reason in message.failures.items():
             self.notify(f"{name}: no plan ({reason})", severity="warning", timeout=8)

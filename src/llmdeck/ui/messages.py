@@ -48,7 +48,9 @@ class ServerOffline(Message):
 class SpecsLoaded(Message):
     """Facts about installed models, read from the server's /api/show."""
 
-    def __init__(self, specs: dict[str, ModelSpec], failures: dict[str, str], blob_paths: list[Path]) -> None:
+    def __init__(
+        self, specs: dict[str, ModelSpec], failures: dict[str, str], blob_paths: dict[str, list[Path]]
+    ) -> None:
         super().__init__()
         self.specs = specs
         self.failures = failures
