@@ -43,7 +43,7 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step:
 
 def widget_text(widget: Widget) -> str:
     """The characters a widget shows on screen, borders included."""
-    lines = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+    lines = widget.render_lines(Region(0, 0, widget.outer_size.width, widget.outer_size.height))
     return "\n".join(line.text for line in lines)
 
 

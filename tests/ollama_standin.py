@@ -255,7 +255,8 @@ class OllamaStandIn:
                     "name": name,
                     "model": name,
                     "size": model.size,
-                    "size_vram": 0,
+                    # A GPU server: everything in VRAM, as `ollama ps` would show "100% GPU".
+                    "size_vram": model.size,
                     "digest": model.digest,
                     "details": model.details(),
                     "expires_at": expires.isoformat(),
@@ -272,6 +273,24 @@ class OllamaStandIn:
         name = body.get("model", "")
         if name not in self.models:
             return _error(404, f"model '{name}' not found")
+        if not body.get("messages"):
+            # An empty chat loads the model, or with keep_alive 0 unloads it (Ollama's API docs).
+            unload = body.get("keep_alive") in (0, "0", "0s")
+            with self._lock:
+                if unload:
+                    self.loaded.pop(name, None)
+                else:
+                    self.loaded[name] = datetime.now(UTC) + timedelta(minutes=5)
+            message = {"role": "assistant", "content": ""}
+            done = {"model": name, "created_at": _now(), "message": message, "done_reason": "unload" if unload
+                    else "load", "done": True}  # fmt: skip
+            return (
+                _json(done)
+                if body.get("stream") is False
+                else Response(
+                    json.dumps(done, separators=(",", ":")) + "\n", content_type="application/x-ndjson"
+                )
+            )
         reply = self.replies.popleft() if self.replies else self.default_reply
         if reply.status != 200:
             return _error(reply.status, reply.status_error)

@@ -178,3 +178,16 @@ async def test_malformed_answers_become_ollama_errors_not_crashes(
             await calls[path]()
     finally:
         await service.aclose()
+
+
+async def test_running_models_and_unloading(ollama: OllamaService, standin: OllamaStandIn) -> None:
+    assert await ollama.running() == []
+    await collect(ollama, model="llama3.2:3b")
+    [running] = await ollama.running()
+    assert running.name == "llama3.2:3b"
+    assert running.size == running.size_vram == standin.models["llama3.2:3b"].size
+    assert running.context_length == 4096
+    assert running.expires_at is not None
+    await ollama.unload("llama3.2:3b")
+    assert await ollama.running() == []
+    assert standin.chat_requests[-1]["keep_alive"] == 0 and standin.chat_requests[-1]["messages"] == []

@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import httpx
@@ -82,6 +83,17 @@ class GenerationStats:
 
 
 @dataclass(frozen=True, slots=True)
+class RunningModel:
+    """A model Ollama has loaded (`/api/ps`): the server's own account of it."""
+
+    name: str
+    size: int
+    size_vram: int
+    context_length: int | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class ChatChunk:
     content: str
     thinking: str = ""
@@ -125,6 +137,24 @@ class OllamaService:
     async def list_models(self) -> list[InstalledModel]:
         listing = await self._guard(self._client.list())
         return [_installed_model(entry) for entry in listing.models]
+
+    async def running(self) -> list[RunningModel]:
+        """The loaded models, from `/api/ps`."""
+        listing = await self._guard(self._client.ps())
+        return [
+            RunningModel(
+                name=entry.model or entry.name or "",
+                size=int(entry.size or 0),
+                size_vram=int(entry.size_vram or 0),
+                context_length=entry.context_length,
+                expires_at=entry.expires_at,
+            )
+            for entry in listing.models
+        ]
+
+    async def unload(self, model: str) -> None:
+        """Ask Ollama to unload a model now (an empty chat with `keep_alive: 0`)."""
+        await self._guard(self._client.chat(model=model, messages=[], keep_alive=0))
 
     async def show(self, model: str, *, verbose: bool = True) -> dict[str, Any]:
         """`/api/show` with `verbose`, which adds the tensor table the planner needs.

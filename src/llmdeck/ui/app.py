@@ -43,6 +43,7 @@ from llmdeck.ui.messages import (
     HardwareFailed,
     HardwareSampled,
     RecommendationsReady,
+    RunningSampled,
     ServerOffline,
     ServerOnline,
     SpecsLoaded,
@@ -138,6 +139,36 @@ class LlmdeckApp(App[None]):
             yield ChatPane(self.ollama, id="chat")
         yield Footer()
 
+    # Ollama's loaded models: polled at the hardware rate while the server answers.
+
+    @work(exclusive=True, group="ps", exit_on_error=False)
+    async def _sample_running(self) -> None:
+        if self.server_version is None:
+            return
+        try:
+            running = await self.ollama.running()
+        except OllamaError:
+            return  # the connect watch reports the server's state
+        self.post_message(RunningSampled(running))
+
+    @while_mounted
+    def on_running_sampled(self, message: RunningSampled) -> None:
+        self.query_one(HardwarePane).show_running(message.models)
+
+    @on(ModelsPane.UnloadRequested)
+    def _unload_requested(self, message: ModelsPane.UnloadRequested) -> None:
+        self._unload(message.name)
+
+    @work(group="unload", exit_on_error=False)
+    async def _unload(self, name: str) -> None:
+        try:
+            await self.ollama.unload(name)
+        except OllamaError as error:
+            self.notify(f"could not unload {name}: {error}", severity="error")
+            return
+        self.notify(f"{name} unloaded")
+        self._sample_running()
+
     def on_mount(self) -> None:
         themes, problems = bundled_themes()
         for theme in themes:
@@ -148,6 +179,7 @@ class LlmdeckApp(App[None]):
             self.notify(problem, title="Theme not loaded", severity="warning", timeout=10)
         self._sample_hardware()
         self.set_interval(self.settings.hardware_refresh_s, self._sample_hardware)
+        self.set_interval(self.settings.hardware_refresh_s, self._sample_running)
         self._connect()
 
     async def on_unmount(self) -> None:
@@ -226,6 +258,7 @@ class LlmdeckApp(App[None]):
         self.sub_title = f"v{__version__} · Ollama not reachable"
         self.query_one(ChatPane).set_online(False)
         self.query_one(ModelsPane).show_unavailable("Ollama not reachable")
+        self.query_one(HardwarePane).show_running(None)
         if not self.store_inspected_offline:
             # Without a server, the store the server would use is still worth a look, and the
             # suggestions are made for an unknown version.
@@ -246,6 +279,7 @@ class LlmdeckApp(App[None]):
         self.query_one(ModelsPane).show_models(message.models, active)
         chat.set_online(True)
         chat.use_model(active)
+        self._sample_running()
         self._load_specs([model.name for model in message.models if model.name not in self.specs])
 
     # Planning: what each installed model needs, from the server's own description of it.

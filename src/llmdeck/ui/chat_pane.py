@@ -303,7 +303,11 @@ class ChatPane(Vertical):
             if isinstance(error, OllamaUnreachable | StreamInterrupted | ModelNotFound):
                 self.post_message(self.RecheckServer(error))
         else:
-            self._status(describe_final(meter.finish(stats)))
+            final = describe_final(meter.finish(stats))
+            plan = self.plan
+            if plan is not None and plan.spec.name == session.model and plan.tokens_per_s:
+                final += f" · llmdeck estimated ~{plan.tokens_per_s:.0f} tok/s"
+            self._status(final)
 
     def _show_live_status(self) -> None:
         meter = self._meter

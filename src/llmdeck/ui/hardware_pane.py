@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from llmdeck.fit.planner import processor_split
 from llmdeck.hardware import HardwareSnapshot
-from llmdeck.units import gib
+from llmdeck.ollama_api import RunningModel
+from llmdeck.sanitize import inert
+from llmdeck.units import decimal_size, gib
 
 
 class HardwarePane(Static):
@@ -24,11 +29,28 @@ class HardwarePane(Static):
         super().__init__("probing the hardware…", id=id)
         self.border_title = "Hardware"
 
+    snapshot: HardwareSnapshot | None = None
+    running: list[RunningModel] | None = None
+
     def show(self, snapshot: HardwareSnapshot) -> None:
+        self.snapshot = snapshot
         self.border_subtitle = (
             "recorded snapshot" if snapshot.source == "recorded" else "measured: psutil, NVML"
         )
-        self.update(render_snapshot(snapshot))
+        self._draw()
+
+    def show_running(self, models: list[RunningModel] | None) -> None:
+        """Ollama's loaded models (`/api/ps`), or None while the server is not reachable."""
+        self.running = models
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.snapshot is None:
+            return
+        table = render_snapshot(self.snapshot)
+        if self.running is not None:
+            table.add_row("Ollama", render_running(self.running, datetime.now(UTC)))
+        self.update(table)
 
     def show_failure(self, reason: str) -> None:
         self.update(Text(f"hardware probe failed: {reason}", style="bold red"))
@@ -73,3 +95,32 @@ def render_snapshot(snapshot: HardwareSnapshot) -> Table:
         line.append(f"\nutilisation {utilisation}", style="dim")
         table.add_row(f"GPU {gpu.index}", line)
     return table
+
+
+def render_running(models: list[RunningModel], now: datetime) -> Text:
+    """One line per loaded model, the split exactly as `ollama ps` prints it."""
+    if not models:
+        return Text("no model loaded", style="dim")
+    text = Text()
+    for index, model in enumerate(models):
+        if index:
+            text.append("\n")
+        text.append(inert(model.name), style="bold")
+        split = processor_split(model.size, model.size_vram)
+        context = f", ctx {model.context_length}" if model.context_length else ""
+        text.append(f" {decimal_size(model.size)} {split}{context}")
+        text.append(f", {until(model.expires_at, now)}", style="dim")
+    return text
+
+
+def until(expires: datetime | None, now: datetime) -> str:
+    """As `ollama ps` says it: "Forever", "Stopping...", or the time left."""
+    if expires is None:
+        return "stays loaded"
+    left = (expires - now).total_seconds()
+    if left > 20 * 365 * 24 * 3600:
+        return "stays loaded (forever)"
+    if left <= 0:
+        return "stopping"
+    minutes, seconds = divmod(int(left), 60)
+    return f"unloads in {minutes}:{seconds:02d}"

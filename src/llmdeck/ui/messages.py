@@ -9,7 +9,7 @@ from textual.message import Message
 from llmdeck.fit.pick import Recommendations
 from llmdeck.fit.spec import ModelSpec
 from llmdeck.hardware import HardwareSnapshot
-from llmdeck.ollama_api import InstalledModel
+from llmdeck.ollama_api import InstalledModel, RunningModel
 from llmdeck.store.report import StoreReport
 
 
@@ -70,3 +70,14 @@ class RecommendationsReady(Message):
     def __init__(self, recommendations: Recommendations) -> None:
         super().__init__()
         self.recommendations = recommendations
+
+
+class RunningSampled(Message):
+    """What Ollama has loaded now (`/api/ps`); only the newest matters."""
+
+    def __init__(self, models: list[RunningModel]) -> None:
+        super().__init__()
+        self.models = models
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunningSampled)

@@ -79,6 +79,7 @@ class ModelsPane(DataTable[str | Text]):
         Binding("c", "cycle_context", "Context", id="models.context"),
         Binding("minus", "step_gpu(-1)", "GPU layers -", id="models.gpu_down"),
         Binding("plus,equals_sign", "step_gpu(1)", "GPU layers +", id="models.gpu_up"),
+        Binding("u", "unload", "Unload", id="models.unload"),
     ]
 
     DEFAULT_CSS = """
@@ -99,6 +100,13 @@ class ModelsPane(DataTable[str | Text]):
 
     class ContextCycled(Message):
         """The user asked for the next context length; the app re-plans."""
+
+    class UnloadRequested(Message):
+        """Unload the highlighted model from Ollama's memory now."""
+
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
 
     class GpuLayersStepped(Message):
         """The user asked for one GPU layer more or less for the chat's model."""
@@ -176,6 +184,11 @@ class ModelsPane(DataTable[str | Text]):
 
     def action_cycle_context(self) -> None:
         self.post_message(self.ContextCycled())
+
+    def action_unload(self) -> None:
+        name = self._highlighted_name()
+        if name is not None:
+            self.post_message(self.UnloadRequested(name))
 
     def action_step_gpu(self, step: int) -> None:
         self.post_message(self.GpuLayersStepped(step))

@@ -1,0 +1,63 @@
+"""What Ollama has loaded, shown as `ollama ps` shows it, and unloading from the models pane."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from helpers import fast_settings, wait_until, widget_text
+from ollama_standin import OllamaStandIn
+
+from llmdeck.hardware import StaticProbe
+from llmdeck.ollama_api import OllamaService, RunningModel
+from llmdeck.ui.app import create_app
+from llmdeck.ui.chat_pane import ChatPane
+from llmdeck.ui.hardware_pane import HardwarePane, render_running, until
+from llmdeck.ui.models_pane import ModelsPane
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def test_time_left_as_ollama_ps_says_it() -> None:
+    assert until(NOW + timedelta(minutes=4, seconds=5), NOW) == "unloads in 4:05"
+    assert until(NOW - timedelta(seconds=1), NOW) == "stopping"
+    assert until(NOW + timedelta(days=365 * 300), NOW) == "stays loaded (forever)"
+
+
+def test_the_split_is_the_one_ollama_ps_prints() -> None:
+    models = [
+        RunningModel("a:1b", 1000, 1000, 4096, NOW + timedelta(minutes=5)),
+        RunningModel("b:70b", 1000, 420, 8192, NOW + timedelta(minutes=5)),
+        RunningModel("c:3b", 1000, 0, None, None),
+    ]
+    text = render_running(models, NOW).plain.splitlines()
+    assert "100% GPU, ctx 4096" in text[0]
+    assert "58%/42% CPU/GPU, ctx 8192" in text[1]
+    assert "100% CPU" in text[2]
+    assert render_running([], NOW).plain == "no model loaded"
+
+
+async def test_a_loaded_model_appears_and_u_unloads_it(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+    async with app.run_test(size=(120, 40)) as pilot:
+        models = app.query_one(ModelsPane)
+        await wait_until(lambda: models.row_count == 4)
+        hardware = app.query_one(HardwarePane)
+        await wait_until(lambda: "no model loaded" in widget_text(hardware))
+        await pilot.press(*"hi", "enter")
+        chat = app.query_one(ChatPane)
+        await wait_until(lambda: bool(standin.streams) and not chat.streaming)
+        await wait_until(lambda: "100% GPU" in widget_text(hardware))
+
+        def flat() -> str:  # the pane wraps long lines: compare without spaces, breaks and border
+            return "".join(c for c in widget_text(hardware) if not c.isspace() and c != "│")
+
+        await wait_until(lambda: "unloadsin4:" in flat())
+        assert "qwen2.5:14b" in flat()
+        assert "llmdeck estimated ~" in str(app.query_one("#chat-status").render())
+        await pilot.press("f2")
+        models.move_cursor(row=models.get_row_index("qwen2.5:14b"))
+        await pilot.press("u")
+        await wait_until(lambda: "no model loaded" in widget_text(hardware))
+        assert standin.loaded == {}
