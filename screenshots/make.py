@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from llmdeck.ui.app import LlmdeckApp, OfflineBanner, create_app  # noqa: E402
 from llmdeck.ui.chat_pane import ChatPane  # noqa: E402
 
 SIZE = (120, 40)
+HANG_AFTER_S = 90
 
 
 def build(host: str) -> LlmdeckApp:
@@ -68,8 +70,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE, help="folder for the SVGs (default: here)")
     out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
+    # Should anything hang, say where (every thread's stack) and fail instead of waiting forever.
+    faulthandler.dump_traceback_later(HANG_AFTER_S, exit=True)
     asyncio.run(online_states(out))
     asyncio.run(offline_state(out))
+    faulthandler.cancel_dump_traceback_later()
     for name in ("main.svg", "chat.svg", "offline.svg"):
         print(out / name)
 

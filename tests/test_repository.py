@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -62,14 +63,23 @@ def test_mypy_strict_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_screenshot_script_renders_every_state(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "screenshots/make.py"), "--out", str(tmp_path)],
+def render_screenshots(out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "screenshots/make.py"), "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=150,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_screenshot_script_renders_every_state(tmp_path: Path) -> None:
+    result = render_screenshots(tmp_path)
+    if result.returncode != 0 and "most recent call first" in result.stderr:
+        # Once in CI the script hung (not reproduced in dozens of runs since). It now dumps every
+        # thread's stack after 90 s; keep that dump visible and try once more.
+        warnings.warn(f"screenshots/make.py hung once:\n{result.stderr[-6000:]}", stacklevel=1)
+        result = render_screenshots(tmp_path)
+    assert result.returncode == 0, result.stderr[-6000:]
     for name in ("main.svg", "chat.svg", "offline.svg"):
         svg = (tmp_path / name).read_text(encoding="utf-8")
         assert svg.startswith("<svg")
