@@ -4,6 +4,7 @@ import ctypes.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from helpers import DATA
@@ -29,6 +30,9 @@ class RecordedDevice:
     name: str
     memory: MemoryReading
     utilization: int | NvmlFailure
+    temperature: int | NvmlFailure = 45
+    power_mw: int | NvmlFailure = 120_000
+    processes: list[tuple[int, int | None]] | NvmlFailure = field(default_factory=list)
 
 
 @dataclass
@@ -63,10 +67,25 @@ class RecordedNvml:
         return self.devices[index].memory
 
     def utilization_percent(self, index: int) -> int:
-        value = self.devices[index].utilization
-        if isinstance(value, NvmlFailure):
-            raise value
-        return value
+        return _reading(self.devices[index].utilization)
+
+    def temperature_c(self, index: int) -> int:
+        return _reading(self.devices[index].temperature)
+
+    def power_w(self, index: int) -> float:
+        return _reading(self.devices[index].power_mw) / 1000
+
+    def process_memory(self, index: int) -> list[tuple[int, int | None]]:
+        return _reading(self.devices[index].processes)
+
+
+T = TypeVar("T")
+
+
+def _reading(value: T | NvmlFailure) -> T:
+    if isinstance(value, NvmlFailure):
+        raise value
+    return value
 
 
 RTX_3090 = RecordedDevice(
@@ -93,6 +112,29 @@ def test_every_gpu_is_reported_with_its_vram() -> None:
     # "Not supported" is an unknown figure, not a zero.
     assert report.gpus[1].utilization_percent is None
     assert report.driver_version == "550.120"
+
+
+def test_temperature_power_and_the_runners_own_vram() -> None:
+    busy = RecordedDevice(
+        "NVIDIA GeForce RTX 4090",
+        MemoryReading(total=24564 * MIB, used=9000 * MIB, free=15564 * MIB),
+        97,
+        temperature=71,
+        power_mw=412_345,
+        processes=[(1234, 8600 * MIB), (999, 300 * MIB)],  # 1234 is the runner, 999 a browser
+    )
+    [gpu] = read_gpus(RecordedNvml([busy]), runner_pids=frozenset({1234})).gpus
+    assert (gpu.temperature_c, gpu.runner_vram_bytes) == (71, 8600 * MIB)
+    assert gpu.power_w == pytest.approx(412.345)
+    # WDDM and WSL: per-process memory is not available, which is not the same as none.
+    wddm = RecordedDevice("NVIDIA GeForce RTX 3060", RTX_3090.memory, 5, processes=[(1234, None)])
+    assert read_gpus(RecordedNvml([wddm]), runner_pids=frozenset({1234})).gpus[0].runner_vram_bytes is None
+    not_supported = NvmlFailure(NOT_SUPPORTED, "Not Supported")
+    unsupported = RecordedDevice(
+        "Tesla T4", RTX_3090.memory, 5, temperature=not_supported, power_mw=not_supported
+    )
+    [t4] = read_gpus(RecordedNvml([unsupported])).gpus
+    assert (t4.temperature_c, t4.power_w, t4.runner_vram_bytes) == (None, None, 0)
 
 
 @pytest.mark.parametrize(

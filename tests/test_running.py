@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from helpers import fast_settings, wait_until, widget_text
 from ollama_standin import OllamaStandIn
+from rich.console import Console
 
-from llmdeck.hardware import StaticProbe
+from llmdeck.hardware import HardwareSnapshot, StaticProbe
 from llmdeck.ollama_api import OllamaService, RunningModel
 from llmdeck.ui.app import create_app
 from llmdeck.ui.chat_pane import ChatPane
-from llmdeck.ui.hardware_pane import HardwarePane, render_running, until
+from llmdeck.ui.hardware_pane import HardwarePane, render_running, render_snapshot, until
 from llmdeck.ui.models_pane import ModelsPane
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -61,3 +64,17 @@ async def test_a_loaded_model_appears_and_u_unloads_it(
         await pilot.press("u")
         await wait_until(lambda: "no model loaded" in widget_text(hardware))
         assert standin.loaded == {}
+
+
+def test_the_hardware_pane_shows_temperature_power_and_the_runners_vram(
+    recorded_snapshot: HardwareSnapshot,
+) -> None:
+    gpu = replace(
+        recorded_snapshot.gpu.gpus[0], temperature_c=71, power_w=412.3, runner_vram_bytes=8 * 1024**3
+    )
+    snapshot = replace(recorded_snapshot, gpu=replace(recorded_snapshot.gpu, gpus=(gpu,)))
+    console = Console(width=60, file=io.StringIO())
+    console.print(render_snapshot(snapshot))
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "utilisation 3% · 71 °C · 412 W" in shown
+    assert "Ollama's runner holds 8.0 GiB" in shown

@@ -47,6 +47,9 @@ class NvmlLibrary(Protocol):
     def device_name(self, index: int) -> str: ...
     def memory(self, index: int) -> MemoryReading: ...
     def utilization_percent(self, index: int) -> int: ...
+    def temperature_c(self, index: int) -> int: ...
+    def power_w(self, index: int) -> float: ...
+    def process_memory(self, index: int) -> list[tuple[int, int | None]]: ...
 
 
 def reason_for(failure: NvmlFailure) -> str:
@@ -64,7 +67,10 @@ def reason_for(failure: NvmlFailure) -> str:
     return f"NVIDIA GPU not readable: {failure} (NVML error {failure.code})"
 
 
-def read_gpus(library: NvmlLibrary) -> GpuReport:
+RUNNER_NAMES = frozenset({"ollama", "ollama_llama_server", "llama-server"})
+
+
+def read_gpus(library: NvmlLibrary, runner_pids: frozenset[int] = frozenset()) -> GpuReport:
     """Read every GPU; never raises for an NVML failure."""
     try:
         library.init()
@@ -78,14 +84,19 @@ def read_gpus(library: NvmlLibrary) -> GpuReport:
                 unavailable_reason="no NVIDIA GPU: the driver is loaded but reports no device",
                 driver_version=driver,
             )
-        gpus = tuple(_read_device(library, index) for index in range(count))
+        gpus = tuple(_read_device(library, index, runner_pids) for index in range(count))
         return GpuReport(gpus=gpus, driver_version=driver)
     except NvmlFailure as failure:
         return GpuReport(unavailable_reason=reason_for(failure))
 
 
-def _read_device(library: NvmlLibrary, index: int) -> GpuInfo:
+def _read_device(library: NvmlLibrary, index: int, runner_pids: frozenset[int]) -> GpuInfo:
     memory = library.memory(index)
+    processes = _optional(lambda: library.process_memory(index))
+    runner: int | None = None
+    if processes is not None:
+        held = [used for pid, used in processes if pid in runner_pids]
+        runner = None if any(used is None for used in held) else sum(used or 0 for used in held)
     return GpuInfo(
         index=index,
         name=library.device_name(index),
@@ -93,6 +104,9 @@ def _read_device(library: NvmlLibrary, index: int) -> GpuInfo:
         vram_used_bytes=memory.used,
         vram_free_bytes=memory.free,
         utilization_percent=_optional(lambda: library.utilization_percent(index)),
+        temperature_c=_optional(lambda: library.temperature_c(index)),
+        power_w=_optional(lambda: library.power_w(index)),
+        runner_vram_bytes=runner,
     )
 
 
@@ -158,6 +172,26 @@ class PynvmlLibrary:
     def utilization_percent(self, index: int) -> int:
         rates = self._call(self._loaded().nvmlDeviceGetUtilizationRates, self._handle(index))
         return int(rates.gpu)
+
+    def temperature_c(self, index: int) -> int:
+        nvml = self._loaded()
+        return int(self._call(nvml.nvmlDeviceGetTemperature, self._handle(index), nvml.NVML_TEMPERATURE_GPU))
+
+    def power_w(self, index: int) -> float:
+        return float(self._call(self._loaded().nvmlDeviceGetPowerUsage, self._handle(index))) / 1000
+
+    def process_memory(self, index: int) -> list[tuple[int, int | None]]:
+        nvml = self._loaded()
+        # The versioned call where the driver has it (it also sees MIG processes), else the old one.
+        query = getattr(nvml, "nvmlDeviceGetComputeRunningProcesses_v3", None)
+        try:
+            processes = self._call(query or nvml.nvmlDeviceGetComputeRunningProcesses, self._handle(index))
+        except NvmlFailure as failure:
+            if query is None or failure.code != FUNCTION_NOT_FOUND:
+                raise
+            processes = self._call(nvml.nvmlDeviceGetComputeRunningProcesses, self._handle(index))
+        # WDDM and WSL report no per-process memory: None, not zero.
+        return [(int(p.pid), None if p.usedGpuMemory is None else int(p.usedGpuMemory)) for p in processes]
 
     def _loaded(self) -> Any:
         if self._nvml is None:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import psutil
 
-from llmdeck.hardware.nvml import NvmlLibrary, PynvmlLibrary, read_gpus
+from llmdeck.hardware.nvml import RUNNER_NAMES, NvmlLibrary, PynvmlLibrary, read_gpus
 from llmdeck.hardware.snapshot import CpuInfo, HardwareSnapshot, MemoryInfo
 
 
@@ -46,7 +46,7 @@ class SystemProbe:
                 swap_total_bytes=int(swap.total),
                 swap_free_bytes=int(swap.free),
             ),
-            gpu=read_gpus(self._nvml),
+            gpu=read_gpus(self._nvml, runner_pids()),
         )
 
     def close(self) -> None:
@@ -99,3 +99,12 @@ def _linux_cpu_model(cpuinfo: Path) -> str | None:
             if sep and name.strip() == key and value.strip():
                 return value.strip()
     return None
+
+
+def runner_pids() -> frozenset[int]:
+    """Processes that are Ollama's model runners (or the server, which hosts them in new versions)."""
+    pids = set()
+    for process in psutil.process_iter(["pid", "name"]):
+        if process.info.get("name") in RUNNER_NAMES:
+            pids.add(int(process.info["pid"]))
+    return frozenset(pids)

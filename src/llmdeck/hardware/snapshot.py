@@ -40,6 +40,11 @@ class GpuInfo:
     vram_free_bytes: int
     # None where NVML answers "not supported" (some laptop and datacenter parts), never a guess.
     utilization_percent: int | None = None
+    temperature_c: int | None = None
+    power_w: float | None = None
+    # VRAM held by Ollama's runner processes on this GPU; None where the driver does not say
+    # (Windows WDDM, WSL), 0 when no runner holds any.
+    runner_vram_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

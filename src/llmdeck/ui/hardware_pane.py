@@ -92,7 +92,14 @@ def render_snapshot(snapshot: HardwareSnapshot) -> Table:
             f" ({gib(gpu.vram_used_bytes)} used)"
         )
         utilisation = "n/a" if gpu.utilization_percent is None else f"{gpu.utilization_percent}%"
-        line.append(f"\nutilisation {utilisation}", style="dim")
+        extras = [f"utilisation {utilisation}"]
+        if gpu.temperature_c is not None:
+            extras.append(f"{gpu.temperature_c} °C")
+        if gpu.power_w is not None:
+            extras.append(f"{gpu.power_w:.0f} W")
+        line.append("\n" + " · ".join(extras), style="dim")
+        if gpu.runner_vram_bytes:
+            line.append(f"\nOllama's runner holds {gib(gpu.runner_vram_bytes)}")
         table.add_row(f"GPU {gpu.index}", line)
     return table
 
