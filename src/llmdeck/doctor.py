@@ -18,7 +18,9 @@ from llmdeck.fit.pick import recommend
 from llmdeck.fit.report import FitRequest
 from llmdeck.fit.target import build_target
 from llmdeck.hardware import HardwareProbe
-from llmdeck.store import blob_paths_from_modelfile, check_store, locate, observe, read_store
+from llmdeck.store import blob_paths_from_modelfile
+from llmdeck.store.findings import writable_by
+from llmdeck.store.report import inspect_store
 
 GIB = 1024**3
 
@@ -55,21 +57,14 @@ def collect(settings: Settings, probe: HardwareProbe) -> dict[str, Any]:
         probe.close()
     server = asyncio.run(_ask_server(settings)) or {}
     answered = "version" in server
-    where = observe(server.get("blob_paths", ()))
-    decision = locate(where)
-    contents = read_store(decision.path)
     version = server.get("version")
     best = recommend(build_target(snapshot), FitRequest(ollama_version=version)).full_gpu
-    findings = check_store(
-        decision,
-        contents,
-        where,
+    store = inspect_store(
+        server.get("blob_paths", ()),
+        server.get("models") if answered else None,
         recommended_pull_bytes=best.spec.file_bytes if best else 0,
-        served_models=server.get("models") if answered else None,
     )
-    from llmdeck.store.findings import writable_by
-
-    free = _free_bytes(decision.path)
+    decision, contents = store.decision, store.contents
     return {
         "versions": {
             "llmdeck": __version__,
@@ -93,27 +88,13 @@ def collect(settings: Settings, probe: HardwareProbe) -> dict[str, Any]:
             "evidence": list(decision.evidence),
             "exists": contents.exists,
             "writable": contents.exists and writable_by(decision.path, decision.server_user),
-            "free_bytes": free,
+            "free_bytes": store.free_bytes,
             "server_user": decision.server_user,
             "models": [model.name for model in contents.models],
         },
-        "findings": [finding.to_json() for finding in findings],
+        "findings": [finding.to_json() for finding in store.findings],
         "config": {"files": [], "note": "llmdeck reads no config file yet"},
     }
-
-
-def _free_bytes(path: Path) -> int | None:
-    import shutil
-
-    from llmdeck.store.layout import is_dir
-
-    existing = path
-    while not is_dir(existing) and existing != existing.parent:
-        existing = existing.parent
-    try:
-        return shutil.disk_usage(existing).free
-    except OSError:
-        return None
 
 
 def _package_version(name: str) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from llmdeck.store.layout import StoreContents, is_dir, read_store
+from llmdeck.store.layout import StoreContents, free_bytes, is_dir, nearest_existing, read_store
 from llmdeck.store.locate import StoreDecision, Surroundings
 
 Level = Literal["error", "warning", "info"]
@@ -110,7 +110,12 @@ def check_store(
                 '`sudo systemctl edit ollama`, Environment="OLLAMA_MODELS=..."), then restart it.',
             )
         )
-    stores_with_models = [c for c in decision.candidates if is_dir(c) and read_store(c).models]
+    # The decided store is already read: only the other candidates need a look.
+    stores_with_models = [
+        c
+        for c in decision.candidates
+        if (contents.models if c == path else is_dir(c) and read_store(c).models)
+    ]
     if len({_resolved(c) for c in stores_with_models}) > 1:
         listed = ", ".join(str(c) for c in stores_with_models)
         findings.append(
@@ -218,22 +223,18 @@ def _looks_like_path(value: str) -> bool:
 
 
 def _disk(path: Path, mounts: Sequence[Mount] | None, recommended_pull_bytes: int) -> list[Finding]:
-    existing = path
-    while not is_dir(existing) and existing != existing.parent:
-        existing = existing.parent
-    try:
-        usage = shutil.disk_usage(existing)
-    except OSError:
+    existing = nearest_existing(path)
+    free = free_bytes(existing)
+    if free is None:
         return []
     findings = []
     needed = max(LOW_DISK_BYTES, recommended_pull_bytes)
-    if usage.free < needed:
+    if free < needed:
         findings.append(
             Finding(
                 "warning",
                 "low-disk",
-                f"only {usage.free / GIB:.1f} GiB free where models are stored "
-                f"({needed / GIB:.1f} GiB wanted)",
+                f"only {free / GIB:.1f} GiB free where models are stored ({needed / GIB:.1f} GiB wanted)",
                 "Free space, or move the store to a bigger drive and set OLLAMA_MODELS for the server.",
             )
         )

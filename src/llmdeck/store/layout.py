@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,22 @@ def is_dir(path: Path) -> bool:
         return path.is_dir()
     except OSError:
         return False
+
+
+def nearest_existing(path: Path) -> Path:
+    """The folder itself, or its closest ancestor that exists (where it would be created)."""
+    existing = path
+    while not is_dir(existing) and existing != existing.parent:
+        existing = existing.parent
+    return existing
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space on the filesystem that holds (or would hold) `path`."""
+    try:
+        return shutil.disk_usage(nearest_existing(path)).free
+    except OSError:
+        return None
 
 
 def is_file(path: Path) -> bool:
