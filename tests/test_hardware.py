@@ -2,16 +2,19 @@ from __future__ import annotations
 
 import ctypes.util
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from types import SimpleNamespace
+from typing import Any
 
+import psutil
 import pytest
 from helpers import DATA
+from nvml_recordings import RecordedDevice, RecordedNvml
 
 from llmdeck.hardware import HardwareSnapshot, SnapshotError, SystemProbe
 from llmdeck.hardware.nvml import (
     DRIVER_NOT_LOADED,
+    FUNCTION_NOT_FOUND,
     GPU_IS_LOST,
     LIBRARY_NOT_FOUND,
     NOT_SUPPORTED,
@@ -20,72 +23,9 @@ from llmdeck.hardware.nvml import (
     PynvmlLibrary,
     read_gpus,
 )
-from llmdeck.hardware.probe import _linux_cpu_model
+from llmdeck.hardware.probe import _linux_cpu_model, core_counts
 
 MIB = 1024**2
-
-
-@dataclass
-class RecordedDevice:
-    name: str
-    memory: MemoryReading
-    utilization: int | NvmlFailure
-    temperature: int | NvmlFailure = 45
-    power_mw: int | NvmlFailure = 120_000
-    processes: list[tuple[int, int | None]] | NvmlFailure = field(default_factory=list)
-
-
-@dataclass
-class RecordedNvml:
-    """NVML readings recorded from real cards (nvidia-smi -q figures), replayed through the adapter."""
-
-    devices: list[RecordedDevice] = field(default_factory=list)
-    init_failure: NvmlFailure | None = None
-    lost_after_reads: int | None = None
-    reads: int = 0
-
-    def init(self) -> None:
-        if self.init_failure:
-            raise self.init_failure
-
-    def shutdown(self) -> None:
-        pass
-
-    def driver_version(self) -> str:
-        return "550.120"
-
-    def device_count(self) -> int:
-        return len(self.devices)
-
-    def device_name(self, index: int) -> str:
-        return self.devices[index].name
-
-    def memory(self, index: int) -> MemoryReading:
-        self.reads += 1
-        if self.lost_after_reads is not None and self.reads > self.lost_after_reads:
-            raise NvmlFailure(GPU_IS_LOST, "GPU is lost")
-        return self.devices[index].memory
-
-    def utilization_percent(self, index: int) -> int:
-        return _reading(self.devices[index].utilization)
-
-    def temperature_c(self, index: int) -> int:
-        return _reading(self.devices[index].temperature)
-
-    def power_w(self, index: int) -> float:
-        return _reading(self.devices[index].power_mw) / 1000
-
-    def process_memory(self, index: int) -> list[tuple[int, int | None]]:
-        return _reading(self.devices[index].processes)
-
-
-T = TypeVar("T")
-
-
-def _reading(value: T | NvmlFailure) -> T:
-    if isinstance(value, NvmlFailure):
-        raise value
-    return value
 
 
 RTX_3090 = RecordedDevice(
@@ -114,6 +54,10 @@ def test_every_gpu_is_reported_with_its_vram() -> None:
     assert report.driver_version == "550.120"
 
 
+def runner_1234() -> frozenset[int]:
+    return frozenset({1234})
+
+
 def test_temperature_power_and_the_runners_own_vram() -> None:
     busy = RecordedDevice(
         "NVIDIA GeForce RTX 4090",
@@ -123,18 +67,176 @@ def test_temperature_power_and_the_runners_own_vram() -> None:
         power_mw=412_345,
         processes=[(1234, 8600 * MIB), (999, 300 * MIB)],  # 1234 is the runner, 999 a browser
     )
-    [gpu] = read_gpus(RecordedNvml([busy]), runner_pids=frozenset({1234})).gpus
+    [gpu] = read_gpus(RecordedNvml([busy]), runner_pids=runner_1234).gpus
     assert (gpu.temperature_c, gpu.runner_vram_bytes) == (71, 8600 * MIB)
     assert gpu.power_w == pytest.approx(412.345)
     # WDDM and WSL: per-process memory is not available, which is not the same as none.
     wddm = RecordedDevice("NVIDIA GeForce RTX 3060", RTX_3090.memory, 5, processes=[(1234, None)])
-    assert read_gpus(RecordedNvml([wddm]), runner_pids=frozenset({1234})).gpus[0].runner_vram_bytes is None
+    assert read_gpus(RecordedNvml([wddm]), runner_pids=runner_1234).gpus[0].runner_vram_bytes is None
     not_supported = NvmlFailure(NOT_SUPPORTED, "Not Supported")
     unsupported = RecordedDevice(
         "Tesla T4", RTX_3090.memory, 5, temperature=not_supported, power_mw=not_supported
     )
     [t4] = read_gpus(RecordedNvml([unsupported])).gpus
     assert (t4.temperature_c, t4.power_w, t4.runner_vram_bytes) == (None, None, 0)
+
+
+def test_the_drivers_reserved_vram_from_the_v2_call() -> None:
+    # nvidia-smi -q on driver 550: FB Memory Usage Total 24576, Reserved 310, Used 1111, Free 23155 MiB.
+    v2 = RecordedDevice(
+        "NVIDIA GeForce RTX 3090",
+        MemoryReading(24576 * MIB, used=1111 * MIB, free=23155 * MIB, reserved=310 * MIB),
+        7,
+    )
+    [gpu] = read_gpus(RecordedNvml([v2])).gpus
+    assert (gpu.vram_reserved_bytes, gpu.vram_used_bytes, gpu.vram_free_bytes) == (
+        310 * MIB,
+        1111 * MIB,
+        23155 * MIB,
+    )
+    # v1 only: "used" includes the reservation, which is then not known on its own.
+    assert read_gpus(RecordedNvml([RTX_3090])).gpus[0].vram_reserved_bytes is None
+
+
+class CountingRunners:
+    def __init__(self, pids: frozenset[int] = frozenset()) -> None:
+        self.pids = pids
+        self.calls = 0
+
+    def __call__(self) -> frozenset[int]:
+        self.calls += 1
+        return self.pids
+
+
+def test_processes_are_listed_only_when_a_gpu_reports_some_and_then_once() -> None:
+    runners = CountingRunners(frozenset({1234}))
+    idle = RecordedDevice("NVIDIA GeForce RTX 3090", RTX_3090.memory, 0, processes=[])
+    assert [gpu.runner_vram_bytes for gpu in read_gpus(RecordedNvml([idle, idle]), runners).gpus] == [0, 0]
+    not_said = RecordedDevice(
+        "Tesla T4", RTX_3090.memory, 0, processes=NvmlFailure(NOT_SUPPORTED, "Not Supported")
+    )
+    assert read_gpus(RecordedNvml([not_said]), runners).gpus[0].runner_vram_bytes is None
+    read_gpus(RecordedNvml(init_failure=NvmlFailure(LIBRARY_NOT_FOUND, "x")), runners)
+    assert runners.calls == 0
+    busy = RecordedDevice("NVIDIA GeForce RTX 3090", RTX_3090.memory, 90, processes=[(1234, 4000 * MIB)])
+    both = read_gpus(RecordedNvml([busy, busy, idle]), runners)
+    assert [gpu.runner_vram_bytes for gpu in both.gpus] == [4000 * MIB, 4000 * MIB, 0]
+    assert runners.calls == 1
+
+
+def test_system_probe_does_not_list_processes_without_gpu_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    listed: list[object] = []
+
+    def process_iter(*args: object, **kwargs: object) -> list[Any]:
+        listed.append(args)
+        return [SimpleNamespace(info={"pid": 1234, "name": "ollama"})]
+
+    monkeypatch.setattr(psutil, "process_iter", process_iter)
+    for nvml in (
+        RecordedNvml(init_failure=NvmlFailure(LIBRARY_NOT_FOUND, "libnvidia-ml.so not found")),
+        RecordedNvml([RTX_3090]),  # a GPU that runs nothing
+    ):
+        probe = SystemProbe(nvml)
+        probe.snapshot()
+        probe.snapshot()
+        assert listed == []
+    [gpu] = SystemProbe(RecordedNvml([replace_processes(RTX_3090, [(1234, 700 * MIB)])])).snapshot().gpu.gpus
+    assert gpu.runner_vram_bytes == 700 * MIB
+    assert len(listed) == 1
+
+
+def replace_processes(device: RecordedDevice, processes: list[tuple[int, int | None]]) -> RecordedDevice:
+    return RecordedDevice(device.name, device.memory, device.utilization, processes=processes)
+
+
+def test_core_counts_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    core_counts.cache_clear()
+    calls: list[bool] = []
+
+    def cpu_count(logical: bool = True) -> int:
+        calls.append(logical)
+        return 16 if logical else 8
+
+    monkeypatch.setattr(psutil, "cpu_count", cpu_count)
+    try:
+        probe = SystemProbe(RecordedNvml(init_failure=NvmlFailure(LIBRARY_NOT_FOUND, "x")))
+        cpus = [probe.snapshot().cpu for _ in range(3)]
+        assert {(cpu.physical_cores, cpu.logical_cores) for cpu in cpus} == {(8, 16)}
+        assert sorted(calls) == [False, True]
+    finally:
+        core_counts.cache_clear()
+
+
+class FakeNvmlError(Exception):
+    def __init__(self, value: int) -> None:
+        super().__init__(f"NVML error {value}")
+        self.value = value
+
+
+class FakePynvml:
+    """The names of `pynvml` that `memory` uses, over one card whose driver may refuse the v2 call."""
+
+    NVMLError = FakeNvmlError
+    nvmlMemory_v2: int | None = 0x02000028
+
+    def __init__(self, v2_failure: int | None = None) -> None:
+        self.v2_failure = v2_failure
+        self.calls: list[str] = []
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlShutdown(self) -> None:
+        pass
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int, version: int | None = None) -> SimpleNamespace:
+        self.calls.append("v1" if version is None else "v2")
+        if version is None:
+            return SimpleNamespace(total=24576 * MIB, used=1421 * MIB, free=23155 * MIB)
+        assert version == self.nvmlMemory_v2
+        if self.v2_failure is not None:
+            raise FakeNvmlError(self.v2_failure)
+        return SimpleNamespace(total=24576 * MIB, reserved=310 * MIB, used=1111 * MIB, free=23155 * MIB)
+
+
+class OldPynvml(FakePynvml):
+    """nvidia-ml-py before 11.510: no v2 call at all."""
+
+    nvmlMemory_v2 = None
+
+
+def test_pynvml_memory_uses_v2_and_falls_back_to_v1_once() -> None:
+    v2 = FakePynvml()
+    library = PynvmlLibrary(v2)
+    library.init()
+    assert library.memory(0) == MemoryReading(24576 * MIB, 1111 * MIB, 23155 * MIB, reserved=310 * MIB)
+    assert v2.calls == ["v2"]
+    for code in (FUNCTION_NOT_FOUND, NOT_SUPPORTED):
+        old_driver = FakePynvml(v2_failure=code)
+        library = PynvmlLibrary(old_driver)
+        library.init()
+        readings = [library.memory(0) for _ in range(3)]
+        assert readings == [MemoryReading(24576 * MIB, 1421 * MIB, 23155 * MIB)] * 3
+        # Refused once, remembered: later samples go straight to v1.
+        assert old_driver.calls == ["v2", "v1", "v1", "v1"]
+    old_module = OldPynvml()
+    library = PynvmlLibrary(old_module)
+    library.init()
+    assert library.memory(0).reserved is None
+    assert old_module.calls == ["v1"]
+
+
+def test_pynvml_memory_failure_other_than_unsupported_is_not_hidden_by_the_fallback() -> None:
+    lost = FakePynvml(v2_failure=GPU_IS_LOST)
+    library = PynvmlLibrary(lost)
+    library.init()
+    with pytest.raises(NvmlFailure) as raised:
+        library.memory(0)
+    assert raised.value.code == GPU_IS_LOST
+    assert lost.calls == ["v2"]
 
 
 @pytest.mark.parametrize(
@@ -202,9 +304,13 @@ def test_snapshot_survives_a_round_trip_through_json(tmp_path: Path) -> None:
     path.write_text(recorded.to_json())
     assert HardwareSnapshot.load(path) == recorded
     assert recorded.gpu.gpus[0].name == "NVIDIA GeForce RTX 4090"
+    # Recorded before the driver's reservation and unified memory were: both unknown, not an error.
+    assert "vram_reserved_bytes" not in (DATA / "workstation-rtx4090.json").read_text()
+    assert recorded.gpu.gpus[0].vram_reserved_bytes is None
+    assert recorded.gpu.unified is None
 
 
-@pytest.mark.parametrize("content", ["not json", "{}", json.dumps({"cpu": {}, "memory": {}})])
+@pytest.mark.parametrize("content", ["not json", "{}", "[]", json.dumps({"cpu": {}, "memory": {}})])
 def test_broken_snapshot_file_is_named_in_the_error(tmp_path: Path, content: str) -> None:
     path = tmp_path / "broken.json"
     path.write_text(content)

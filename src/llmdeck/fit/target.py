@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llmdeck.fit.gpus import find_gpu, lookup_gpu
+from llmdeck.fit.gpus import find_gpu, gpu_table, lookup_gpu
 from llmdeck.fit.planner import GpuDevice, GpuLibrary, SystemMemory
 from llmdeck.fit.speed import DEFAULT_RAM_BANDWIDTH_GBPS
-from llmdeck.hardware import HardwareSnapshot
+from llmdeck.hardware import HardwareSnapshot, UnifiedMemory
+from llmdeck.hardware.apple import WIRED_LIMIT_SYSCTL, metal_working_set
 
 GIB = 1024**3
 
@@ -26,11 +27,6 @@ class Target:
     @property
     def gpu_total_bytes(self) -> int:
         return sum(gpu.total_bytes for gpu in self.gpus)
-
-
-def metal_working_set(total_ram: int) -> int:
-    """The share of unified memory macOS lets the GPU use (`recommendedMaxWorkingSetSize`)."""
-    return total_ram * 3 // 4 if total_ram > 36 * GIB else total_ram * 2 // 3
 
 
 def build_target(
@@ -73,6 +69,13 @@ def build_target(
                 f"({'given' if given is not None else 'assumed all free'}), "
                 f"{model.bandwidth_gbps:.0f} GB/s (looked up)"
             )
+    elif snapshot.gpu.unified is not None:
+        library = "metal"
+        given = _pick(gpu_free_gib, 0)
+        device, looked_up, line = _unified_gpu(snapshot.gpu.unified, free_ram, given, where)
+        gpus.append(device)
+        bandwidths.append(looked_up)
+        provenance.append(line)
     elif snapshot.gpu.gpus:
         for index, detected in enumerate(snapshot.gpu.gpus):
             given = _pick(gpu_free_gib, index)
@@ -118,6 +121,47 @@ def build_target(
         unified_memory=unified,
         provenance=tuple(provenance),
     )
+
+
+def _unified_gpu(
+    shared: UnifiedMemory, free_ram: int, given_gib: float | None, where: str
+) -> tuple[GpuDevice, float | None, str]:
+    """Apple Silicon as measured: the GPU may use up to its wired limit of whatever RAM is free."""
+    total = shared.gpu_limit_bytes
+    free = int(given_gib * GIB) if given_gib is not None else min(total, free_ram)
+    # The chip's name ("Apple M2 Pro"), not a table entry's: its GPU core count is not measured.
+    name = shared.chip or "Apple GPU"
+    bandwidth, bandwidth_text = _apple_bandwidth(shared.chip)
+    limit = (
+        f"set with sysctl {WIRED_LIMIT_SYSCTL}"
+        if shared.limit_source == WIRED_LIMIT_SYSCTL
+        else shared.limit_source
+    )
+    line = (
+        f"GPU 0 {name}: {free / GIB:.1f} GiB free "
+        f"({'given' if given_gib is not None else f'{where}: RAM available, up to the limit'}) "
+        f"of {total / GIB:.1f} GiB unified memory the GPU may use ({limit}), {bandwidth_text}"
+    )
+    return GpuDevice(name, total, free, "metal"), bandwidth, line
+
+
+def _apple_bandwidth(chip: str | None) -> tuple[float | None, str]:
+    """The GPU bandwidth of a chip as macOS names it ("Apple M3 Max"), and how it is known.
+
+    macOS names the chip, not its GPU: an "Apple M3 Max" has a 30-core (300 GB/s) or a 40-core
+    (400 GB/s) GPU. A bandwidth is only taken when every variant of the chip has the same one.
+    """
+    known = find_gpu(chip) if chip else None
+    if chip is None or known is None:
+        return None, "bandwidth unknown"
+    # The chip's entries in the table: every one sharing a name or an alias with the one found.
+    variants = [
+        gpu for gpu in gpu_table() if any(find_gpu(name) is known for name in (gpu.name, *gpu.aliases))
+    ]
+    speeds = sorted({gpu.bandwidth_gbps for gpu in variants})
+    if len(speeds) == 1:
+        return speeds[0], f"{speeds[0]:.0f} GB/s (looked up)"
+    return None, f"bandwidth unknown ({chip}: {speeds[0]:.0f} to {speeds[-1]:.0f} GB/s by GPU core count)"
 
 
 def _pick(values: Sequence[float], index: int) -> float | None:

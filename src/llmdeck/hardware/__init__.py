@@ -8,6 +8,7 @@ from llmdeck.hardware.snapshot import (
     HardwareSnapshot,
     MemoryInfo,
     SnapshotError,
+    UnifiedMemory,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "SnapshotError",
     "StaticProbe",
     "SystemProbe",
+    "UnifiedMemory",
 ]

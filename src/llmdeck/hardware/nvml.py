@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Protocol, TypeVar
 
 from llmdeck.hardware.snapshot import GpuInfo, GpuReport
@@ -37,6 +38,8 @@ class MemoryReading:
     total: int
     used: int
     free: int
+    # What the driver reserves, from the v2 call (where `used` excludes it); None from v1.
+    reserved: int | None = None
 
 
 class NvmlLibrary(Protocol):
@@ -70,12 +73,21 @@ def reason_for(failure: NvmlFailure) -> str:
 RUNNER_NAMES = frozenset({"ollama", "ollama_llama_server", "llama-server"})
 
 
-def read_gpus(library: NvmlLibrary, runner_pids: frozenset[int] = frozenset()) -> GpuReport:
-    """Read every GPU; never raises for an NVML failure."""
+def _no_runners() -> frozenset[int]:
+    return frozenset()
+
+
+def read_gpus(library: NvmlLibrary, runner_pids: Callable[[], frozenset[int]] = _no_runners) -> GpuReport:
+    """Read every GPU; never raises for an NVML failure.
+
+    `runner_pids` lists the processes whose VRAM counts as the runner's. Listing processes is the
+    dearest part of a sample, so it is called only when a GPU reports processes, and at most once.
+    """
     try:
         library.init()
     except NvmlFailure as failure:
         return GpuReport(unavailable_reason=reason_for(failure))
+    runners = cache(runner_pids)
     try:
         driver = _optional(library.driver_version)
         count = library.device_count()
@@ -84,18 +96,20 @@ def read_gpus(library: NvmlLibrary, runner_pids: frozenset[int] = frozenset()) -
                 unavailable_reason="no NVIDIA GPU: the driver is loaded but reports no device",
                 driver_version=driver,
             )
-        gpus = tuple(_read_device(library, index, runner_pids) for index in range(count))
+        gpus = tuple(_read_device(library, index, runners) for index in range(count))
         return GpuReport(gpus=gpus, driver_version=driver)
     except NvmlFailure as failure:
         return GpuReport(unavailable_reason=reason_for(failure))
 
 
-def _read_device(library: NvmlLibrary, index: int, runner_pids: frozenset[int]) -> GpuInfo:
+def _read_device(library: NvmlLibrary, index: int, runner_pids: Callable[[], frozenset[int]]) -> GpuInfo:
     memory = library.memory(index)
     processes = _optional(lambda: library.process_memory(index))
     runner: int | None = None
     if processes is not None:
-        held = [used for pid, used in processes if pid in runner_pids]
+        # Nothing runs on this GPU: no need to ask which processes are runners.
+        pids = runner_pids() if processes else frozenset()
+        held = [used for pid, used in processes if pid in pids]
         runner = None if any(used is None for used in held) else sum(used or 0 for used in held)
     return GpuInfo(
         index=index,
@@ -107,6 +121,7 @@ def _read_device(library: NvmlLibrary, index: int, runner_pids: frozenset[int]) 
         temperature_c=_optional(lambda: library.temperature_c(index)),
         power_w=_optional(lambda: library.power_w(index)),
         runner_vram_bytes=runner,
+        vram_reserved_bytes=memory.reserved,
     )
 
 
@@ -124,12 +139,19 @@ def _optional(read: Callable[[], T]) -> T | None:
 
 
 class PynvmlLibrary:
-    """`NvmlLibrary` over the real driver. Initialises once; `shutdown` releases it."""
+    """`NvmlLibrary` over the real driver. Initialises once; `shutdown` releases it.
 
-    def __init__(self) -> None:
+    `module` is `pynvml`, imported on the first `init` unless given: tests pass a stand-in with the
+    same names to play a driver that is not on the machine.
+    """
+
+    def __init__(self, module: Any = None) -> None:
+        self._module: Any = module
         self._nvml: Any = None
         self._handles: dict[int, Any] = {}
         self._missing_library: NvmlFailure | None = None
+        # Devices whose driver refused the v2 memory call; asking again each sample is waste.
+        self._memory_v1_only: set[int] = set()
 
     def init(self) -> None:
         if self._nvml is not None:
@@ -137,15 +159,17 @@ class PynvmlLibrary:
         if self._missing_library is not None:
             # A driver does not appear while we run; looking for it again each refresh is waste.
             raise self._missing_library
-        import pynvml  # deferred: loading the module costs start-up time on every launch
+        if self._module is None:
+            import pynvml  # deferred: loading the module costs start-up time on every launch
 
+            self._module = pynvml
         try:
-            self._call(pynvml.nvmlInit)
+            self._call(self._module.nvmlInit)
         except NvmlFailure as failure:
             if failure.code == LIBRARY_NOT_FOUND:
                 self._missing_library = failure
             raise
-        self._nvml = pynvml
+        self._nvml = self._module
 
     def shutdown(self) -> None:
         if self._nvml is None:
@@ -166,8 +190,20 @@ class PynvmlLibrary:
         return _text(self._call(self._loaded().nvmlDeviceGetName, self._handle(index)))
 
     def memory(self, index: int) -> MemoryReading:
-        info = self._call(self._loaded().nvmlDeviceGetMemoryInfo, self._handle(index))
-        return MemoryReading(total=int(info.total), used=int(info.used), free=int(info.free))
+        nvml, handle = self._loaded(), self._handle(index)
+        # v2 splits the driver's reservation out of "used" (nvidia-ml-py >= 11.510 has it); drivers
+        # older than the call answer "function not found", some devices "not supported".
+        version = getattr(nvml, "nvmlMemory_v2", None)
+        if version is not None and index not in self._memory_v1_only:
+            try:
+                info = self._call(nvml.nvmlDeviceGetMemoryInfo, handle, version)
+                return MemoryReading(int(info.total), int(info.used), int(info.free), int(info.reserved))
+            except NvmlFailure as failure:
+                if failure.code not in (FUNCTION_NOT_FOUND, NOT_SUPPORTED):
+                    raise
+                self._memory_v1_only.add(index)
+        info = self._call(nvml.nvmlDeviceGetMemoryInfo, handle)
+        return MemoryReading(int(info.total), int(info.used), int(info.free))
 
     def utilization_percent(self, index: int) -> int:
         rates = self._call(self._loaded().nvmlDeviceGetUtilizationRates, self._handle(index))
@@ -205,11 +241,9 @@ class PynvmlLibrary:
         return self._handles[index]
 
     def _call(self, function: Callable[..., T], *args: Any) -> T:
-        import pynvml
-
         try:
             return function(*args)
-        except pynvml.NVMLError as error:
+        except self._module.NVMLError as error:
             raise NvmlFailure(int(error.value), str(error)) from error
 
 

@@ -1,8 +1,8 @@
 """Probes that produce a `HardwareSnapshot`.
 
-`SystemProbe` reads this machine (psutil and NVML); it blocks for a few milliseconds, so the UI
-calls it from a thread worker. `StaticProbe` returns a recorded snapshot, for planning another
-machine and for tests.
+`SystemProbe` reads this machine (psutil, and NVML or on Apple Silicon sysctls); it blocks for a
+fraction of a millisecond, so the UI calls it from a thread worker. `StaticProbe` returns a recorded
+snapshot, for planning another machine and for tests.
 """
 
 from __future__ import annotations
@@ -10,14 +10,23 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+import time
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import psutil
 
+from llmdeck.hardware.apple import (
+    APPLE_SILICON_REASON,
+    SysctlReader,
+    is_apple_silicon,
+    read_sysctl,
+    sysctl_text,
+    unified_memory,
+)
 from llmdeck.hardware.nvml import RUNNER_NAMES, NvmlLibrary, PynvmlLibrary, read_gpus
-from llmdeck.hardware.snapshot import CpuInfo, HardwareSnapshot, MemoryInfo
+from llmdeck.hardware.snapshot import CpuInfo, GpuReport, HardwareSnapshot, MemoryInfo
 
 
 class HardwareProbe(Protocol):
@@ -25,18 +34,39 @@ class HardwareProbe(Protocol):
     def close(self) -> None: ...
 
 
+SWAP_REFRESH_S = 5.0
+
+
 class SystemProbe:
-    def __init__(self, nvml: NvmlLibrary | None = None) -> None:
+    """This machine. `system` and `machine` (`sys.platform`, `platform.machine()` by default) and
+    `sysctl` are there for tests: they play a Mac on any OS."""
+
+    def __init__(
+        self,
+        nvml: NvmlLibrary | None = None,
+        *,
+        system: str | None = None,
+        machine: str | None = None,
+        sysctl: SysctlReader = read_sysctl,
+    ) -> None:
         self._nvml = nvml if nvml is not None else PynvmlLibrary()
+        self._sysctl = sysctl
+        system = sys.platform if system is None else system
+        machine = platform.machine() if machine is None else machine
+        # Decided once: off macOS this short-circuits before any sysctl is read.
+        self._apple_silicon = is_apple_silicon(system, machine, sysctl)
+        self._chip = sysctl_text(sysctl, "machdep.cpu.brand_string") if self._apple_silicon else None
+        self._swap: tuple[float, Any] | None = None
 
     def snapshot(self) -> HardwareSnapshot:
         memory = psutil.virtual_memory()
-        swap = psutil.swap_memory()
+        swap = self._swap_memory()
+        physical_cores, logical_cores = core_counts()
         return HardwareSnapshot(
             cpu=CpuInfo(
                 model=cpu_model(),
-                physical_cores=psutil.cpu_count(logical=False),
-                logical_cores=psutil.cpu_count(logical=True),
+                physical_cores=physical_cores,
+                logical_cores=logical_cores,
                 # Non-blocking: the load since the previous call (0.0 on the very first one).
                 load_percent=psutil.cpu_percent(interval=None),
             ),
@@ -46,11 +76,29 @@ class SystemProbe:
                 swap_total_bytes=int(swap.total),
                 swap_free_bytes=int(swap.free),
             ),
-            gpu=read_gpus(self._nvml, runner_pids()),
+            gpu=(
+                # psutil has `wired` on macOS only.
+                self._apple_gpu(int(memory.total), getattr(memory, "wired", None))
+                if self._apple_silicon
+                else read_gpus(self._nvml, runner_pids)
+            ),
         )
+
+    def _apple_gpu(self, total_ram: int, wired: int | None) -> GpuReport:
+        # There is no NVML on macOS: asking for it would only produce a misleading "no driver".
+        # The limit is read every time: `sudo sysctl iogpu.wired_limit_mb=...` changes it live.
+        unified = unified_memory(self._sysctl, total_ram, wired, self._chip)
+        return GpuReport(unavailable_reason=APPLE_SILICON_REASON, unified=unified)
 
     def close(self) -> None:
         self._nvml.shutdown()
+
+    def _swap_memory(self) -> Any:
+        # Half the cost of a sample on Linux, and swap moves slowly: read it every few seconds.
+        now = time.monotonic()
+        if self._swap is None or now - self._swap[0] >= SWAP_REFRESH_S:
+            self._swap = (now, psutil.swap_memory())
+        return self._swap[1]
 
 
 class StaticProbe:
@@ -62,6 +110,13 @@ class StaticProbe:
 
     def close(self) -> None:
         pass
+
+
+@cache
+def core_counts() -> tuple[int | None, int | None]:
+    """Physical and logical cores. They do not change while we run, and psutil reads sysfs for the
+    physical count, which would otherwise be a sizeable share of each sample."""
+    return psutil.cpu_count(logical=False), psutil.cpu_count(logical=True)
 
 
 @cache

@@ -45,6 +45,22 @@ class GpuInfo:
     # VRAM held by Ollama's runner processes on this GPU; None where the driver does not say
     # (Windows WDDM, WSL), 0 when no runner holds any.
     runner_vram_bytes: int | None = None
+    # What the driver keeps for itself (NVML's v2 memory call); `vram_used_bytes` then excludes it.
+    # None with drivers that only have the v1 call, where "used" includes it.
+    vram_reserved_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnifiedMemory:
+    """Apple Silicon: the GPU has no memory of its own but may wire up to a limit of the RAM."""
+
+    gpu_limit_bytes: int
+    # Where the limit comes from: "iogpu.wired_limit_mb" when the user set that sysctl, else the
+    # rule macOS applies by default.
+    limit_source: str
+    # RAM wired now (by the kernel and the GPU together); None where psutil does not say.
+    wired_bytes: int | None = None
+    chip: str | None = None  # "Apple M2 Pro", as machdep.cpu.brand_string says
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,8 @@ class GpuReport:
     # Set when `gpus` is empty for a reason the user should know ("no NVIDIA driver", ...).
     unavailable_reason: str | None = None
     driver_version: str | None = None
+    # Set on Apple Silicon, where there is no NVIDIA GPU to list but the GPU shares the RAM.
+    unified: UnifiedMemory | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +89,21 @@ class HardwareSnapshot:
     def from_json(cls, text: str) -> HardwareSnapshot:
         try:
             data = json.loads(text)
+            gpu = data.get("gpu", {})
+            # Files recorded before a field existed lack it; every field added since has a default.
+            unified = gpu.get("unified")
             return cls(
                 cpu=CpuInfo(**data["cpu"]),
                 memory=MemoryInfo(**data["memory"]),
                 gpu=GpuReport(
-                    gpus=tuple(GpuInfo(**gpu) for gpu in data.get("gpu", {}).get("gpus", [])),
-                    unavailable_reason=data.get("gpu", {}).get("unavailable_reason"),
-                    driver_version=data.get("gpu", {}).get("driver_version"),
+                    gpus=tuple(GpuInfo(**device) for device in gpu.get("gpus", [])),
+                    unavailable_reason=gpu.get("unavailable_reason"),
+                    driver_version=gpu.get("driver_version"),
+                    unified=None if unified is None else UnifiedMemory(**unified),
                 ),
                 source="recorded",
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"not a hardware snapshot: {exc}") from exc
 
     @classmethod
