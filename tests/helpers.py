@@ -42,9 +42,16 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step:
 
 
 def widget_text(widget: Widget) -> str:
-    """The characters a widget shows on screen, borders included."""
-    lines = widget.render_lines(Region(0, 0, widget.outer_size.width, widget.outer_size.height))
-    return "\n".join(line.text for line in lines)
+    """The characters a widget shows on screen, borders and child widgets included."""
+    if not widget.children:
+        lines = widget.render_lines(Region(0, 0, widget.outer_size.width, widget.outer_size.height))
+        return "\n".join(line.text for line in lines)
+    # A container draws nothing of its children itself: read its area of the composed screen.
+    update = widget.screen._compositor.render_update(full=True)
+    region = widget.region
+    strips = update.strips[region.y : region.y + region.height]  # type: ignore[attr-defined]
+    rows = ["".join(strip.text for strip in line) for line in strips]
+    return "\n".join(row[region.x : region.x + region.width] for row in rows)
 
 
 def terminal_output(app: App[None]) -> str:

@@ -14,7 +14,7 @@ from llmdeck.hardware import HardwareSnapshot, StaticProbe
 from llmdeck.ollama_api import OllamaService, RunningModel
 from llmdeck.ui.app import create_app
 from llmdeck.ui.chat_pane import ChatPane
-from llmdeck.ui.hardware_pane import HardwarePane, render_running, render_snapshot, until
+from llmdeck.ui.hardware_pane import Gauges, HardwarePane, render_gauges, render_running, until
 from llmdeck.ui.models_pane import ModelsPane
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -33,9 +33,12 @@ def test_the_split_is_the_one_ollama_ps_prints() -> None:
         RunningModel("c:3b", 1000, 0, None, None),
     ]
     text = render_running(models, NOW).plain.splitlines()
-    assert "100% GPU, ctx 4096" in text[0]
-    assert "58%/42% CPU/GPU, ctx 8192" in text[1]
-    assert "100% CPU" in text[2]
+    assert text[0].endswith("100% GPU")
+    assert text[1] == "ctx 4096, unloads in 5:00"
+    assert text[2].endswith("58%/42% CPU/GPU")
+    assert text[3].startswith("ctx 8192")
+    assert text[4].endswith("100% CPU")
+    assert text[5] == "stays loaded"
     assert render_running([], NOW).plain == "no model loaded"
 
 
@@ -73,8 +76,7 @@ def test_the_hardware_pane_shows_temperature_power_and_the_runners_vram(
         recorded_snapshot.gpu.gpus[0], temperature_c=71, power_w=412.3, runner_vram_bytes=8 * 1024**3
     )
     snapshot = replace(recorded_snapshot, gpu=replace(recorded_snapshot.gpu, gpus=(gpu,)))
-    console = Console(width=60, file=io.StringIO())
-    console.print(render_snapshot(snapshot))
+    console = Console(width=120, file=io.StringIO())
+    console.print(render_gauges(snapshot, Gauges(), None, NOW))
     shown = console.file.getvalue()  # type: ignore[attr-defined]
-    assert "utilisation 3% · 71 °C · 412 W" in shown
-    assert "Ollama's runner holds 8.0 GiB" in shown
+    assert "util 3% · 71 °C · 412 W · Ollama uses 8.0 GiB" in shown

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from helpers import fast_settings, wait_until, widget_text
+from helpers import DATA, fast_settings, wait_until, widget_text
 from ollama_standin import OllamaStandIn
+from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from llmdeck.hardware import StaticProbe
+from llmdeck.hardware import HardwareSnapshot, StaticProbe
 from llmdeck.ollama_api import OllamaService
 from llmdeck.ui.app import OfflineBanner, create_app
 from llmdeck.ui.hardware_pane import HardwarePane
@@ -61,3 +66,77 @@ def test_offline_banner(snap_compare: Any, recorded_probe: StaticProbe) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=offline)
+
+
+class ReplayProbe:
+    """Measured samples replayed in order; then it holds, so the history on screen is exactly them."""
+
+    def __init__(self, samples: list[HardwareSnapshot]) -> None:
+        self.samples = samples
+        self.served = 0
+        self._closed = threading.Event()
+        # The app keeps only the newest of samples it has not drawn yet; here every one must be
+        # drawn, so the next is served only once the previous one is on screen.
+        self.drawn: Callable[[], int] = lambda: self.served
+
+    def snapshot(self) -> HardwareSnapshot:
+        deadline = time.monotonic() + 5
+        while self.drawn() < self.served and time.monotonic() < deadline and not self._closed.is_set():
+            time.sleep(0.005)
+        if self.served >= len(self.samples):
+            self._closed.wait()  # the sampler thread parks here until the app closes
+            return self.samples[-1]
+        self.served += 1
+        return self.samples[self.served - 1]
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def two_gpus_loading_a_model() -> list[HardwareSnapshot]:
+    """A 70B model split across an RTX 3090 and an RTX 3060 loads, then decodes."""
+    final = replace(HardwareSnapshot.load(DATA / "workstation-2gpus.json"), source="measured")
+    samples = []
+    for step in range(18):
+        share = min(1.0, step / 10)
+        gpus = tuple(
+            replace(
+                gpu,
+                vram_used_bytes=int(600 * 1024**2 + share * (gpu.vram_used_bytes - 600 * 1024**2)),
+                vram_free_bytes=gpu.vram_total_bytes
+                - int(600 * 1024**2 + share * (gpu.vram_used_bytes - 600 * 1024**2)),
+                utilization_percent=0 if step < 10 else gpu.utilization_percent,
+            )
+            for gpu in final.gpu.gpus
+        )
+        cpu = replace(final.cpu, load_percent=float([5, 40, 85, 60][step % 4] if step < 10 else 12))
+        samples.append(replace(final, cpu=cpu, gpu=replace(final.gpu, gpus=gpus)))
+    return samples
+
+
+def test_hardware_pane_with_two_gpus(snap_compare: Any, standin: OllamaStandIn) -> None:
+    probe = ReplayProbe(two_gpus_loading_a_model())
+    settings = replace(fast_settings(standin.url), hardware_refresh_s=0.02)
+    app = create_app(OllamaService(standin.url), probe, settings)
+
+    def drawn() -> int:
+        try:
+            return len(app.query_one(HardwarePane).gauges.cpu)
+        except NoMatches:  # not composed yet
+            return 0
+
+    probe.drawn = drawn
+
+    async def loaded(pilot: Pilot[Any]) -> None:
+        await wait_until(lambda: probe.served == len(probe.samples))
+        pane = app.query_one(HardwarePane)
+        await wait_until(lambda: "RTX 3060" in widget_text(pane) and "no model loaded" in widget_text(pane))
+        await wait_until(lambda: "Suggested" in widget_text(app.query_one(RecommendationLine)))
+        await wait_until(lambda: app.query_one(StorePanel).report is not None)
+        models = app.query_one(ModelsPane)
+        await wait_until(
+            lambda: models.row_count == 4 and all(models.fit_of(n) for n in models.sorted_names())
+        )
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded)

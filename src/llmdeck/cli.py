@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="use a recorded hardware snapshot (from `llmdeck hardware --json`) instead of this machine",
     )
+    parser.add_argument(
+        "--refresh",
+        metavar="SECONDS",
+        type=_refresh_interval,
+        default=Settings().hardware_refresh_s,
+        help="how often the gauges are sampled and redrawn (default: %(default)s, 0.1 to 60)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     hardware = commands.add_parser("hardware", help="print this machine's CPU, memory and GPUs")
     hardware.add_argument("--json", action="store_true", help="print a snapshot --hardware can load")
@@ -68,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         host = getattr(args, "fit_host", None) or args.host
-        settings = Settings(host=resolve_host(host))
+        settings = Settings(host=resolve_host(host), hardware_refresh_s=args.refresh)
         probe = _probe(args.hardware)
     except (HostError, SnapshotError) as error:
         print(f"llmdeck: {error}", file=sys.stderr)
@@ -81,6 +88,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "doctor":
         return doctor.run(args, settings, probe)
     return _run_tui(settings, probe)
+
+
+def _refresh_interval(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    # Faster than 10 Hz is invisible and costs CPU; slower than a minute is not "live".
+    if not 0.1 <= seconds <= 60:
+        raise argparse.ArgumentTypeError(f"{text} s is outside 0.1 to 60 seconds")
+    return seconds
 
 
 def _probe(recorded: Path | None) -> HardwareProbe:
@@ -103,7 +121,14 @@ def _print_hardware(probe: HardwareProbe, *, as_json: bool) -> int:
     print(f"CPU   {cpu.model} ({cpu.physical_cores} cores, {cpu.logical_cores} threads)")
     print(f"RAM   {gib(memory.available_bytes)} free of {gib(memory.total_bytes)}")
     print(f"Swap  {gib(memory.swap_free_bytes)} free of {gib(memory.swap_total_bytes)}")
-    if not snapshot.gpu.gpus:
+    shared = snapshot.gpu.unified
+    if shared is not None:
+        wired = f", {gib(shared.wired_bytes)} wired now" if shared.wired_bytes is not None else ""
+        print(
+            f"GPU   {shared.chip or 'Apple GPU'}: unified memory, up to {gib(shared.gpu_limit_bytes)} "
+            f"of RAM ({shared.limit_source}){wired}"
+        )
+    elif not snapshot.gpu.gpus:
         print(f"GPU   {snapshot.gpu.unavailable_reason or 'none'}")
     for gpu in snapshot.gpu.gpus:
         print(f"GPU {gpu.index} {gpu.name}: {gib(gpu.vram_free_bytes)} free of {gib(gpu.vram_total_bytes)}")

@@ -111,7 +111,11 @@ class Settings:
     reconnect_max_s: float = 10.0
     # While connected, how often to check the server is still there and its model list unchanged.
     heartbeat_s: float = 5.0
-    hardware_refresh_s: float = 2.0
+    # Gauges refresh twice a second: live enough to watch VRAM fill, cheap enough to leave running.
+    hardware_refresh_s: float = 0.5
+    # What Ollama has loaded changes rarely unless a reply streams; then it is read at the gauge rate.
+    # (The time left before unloading counts down on screen between reads.)
+    running_idle_refresh_s: float = 5.0
 
 
 def resolve_host(cli_host: str | None, environ: Mapping[str, str] | None = None) -> Setting[str]:

@@ -30,10 +30,23 @@ class FitRow:
     spec: ModelSpec
     plan: Plan
     speed: SpeedEstimate | None
+    # Measured ÷ estimated tokens/s from earlier replies on this machine; None until a reply is seen.
+    calibration: float | None = None
+
+    @property
+    def estimated_tokens_per_s(self) -> float | None:
+        """The model's own estimate, before any calibration: what a calibration is measured against."""
+        return None if self.speed is None else self.speed.tokens_per_s
 
     @property
     def tokens_per_s(self) -> float | None:
-        return None if self.speed is None else self.speed.tokens_per_s
+        estimate = self.estimated_tokens_per_s
+        if estimate is None or self.calibration is None:
+            return estimate
+        return estimate * self.calibration
+
+    def calibrated(self, ratio: float | None) -> FitRow:
+        return self if ratio is None else replace(self, calibration=ratio)
 
     def to_json(self) -> dict[str, Any]:
         plan = self.plan
@@ -48,6 +61,7 @@ class FitRow:
             "processor": plan.processor,
             "verdict": plan.verdict,
             "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 1),
+            "calibration": None if self.calibration is None else round(self.calibration, 3),
             "source": self.spec.source,
             "quantization": self.spec.file_type,
             "architecture": self.spec.architecture,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
@@ -16,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widgets import Footer, Header, Static
+from textual.worker import get_current_worker
 
 from llmdeck import __version__
 from llmdeck.config import Settings
@@ -33,8 +36,11 @@ from llmdeck.fit.session import (
 from llmdeck.fit.spec import ModelSpec
 from llmdeck.fit.target import Target, build_target
 from llmdeck.hardware import HardwareProbe, HardwareSnapshot
-from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable
+from llmdeck.locality import is_local_host
+from llmdeck.offload_check import OffloadCheck
+from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable, RunningModel
 from llmdeck.sanitize import inert
+from llmdeck.state import StateError, load_state, state_path, update_state
 from llmdeck.store import blob_paths_from_modelfile
 from llmdeck.store.report import inspect_store
 from llmdeck.ui.chat_pane import ChatPane
@@ -42,11 +48,13 @@ from llmdeck.ui.hardware_pane import HardwarePane
 from llmdeck.ui.messages import (
     HardwareFailed,
     HardwareSampled,
+    LocalityChecked,
     RecommendationsReady,
     RunningSampled,
     ServerOffline,
     ServerOnline,
     SpecsLoaded,
+    StateSaved,
     StoreInspected,
 )
 from llmdeck.ui.models_pane import ModelsPane
@@ -69,6 +77,7 @@ def while_mounted(handler: Handler) -> Handler:
 
 
 STARTUP_QUIET_S = 1.5
+PROBE_CLOSE_WAIT_S = 1.0
 
 
 def default_model(models: list[InstalledModel]) -> str | None:
@@ -106,11 +115,30 @@ class LlmdeckApp(App[None]):
         Binding("f3", "focus_chat", "Chat", id="chat.focus"),
     ]
 
-    def __init__(self, ollama: OllamaService, probe: HardwareProbe, settings: Settings) -> None:
+    def __init__(
+        self,
+        ollama: OllamaService,
+        probe: HardwareProbe,
+        settings: Settings,
+        state_file: Path | None = None,
+        is_local: Callable[[str], bool] = is_local_host,
+    ) -> None:
         super().__init__()
+        self.is_local = is_local
         self.ollama = ollama
         self.probe = probe
         self.settings = settings
+        self.state_file = state_file if state_file is not None else state_path()
+        self.state, self.state_problem = load_state(self.state_file)
+        # Assumed local until the address is resolved (in a thread): most servers are.
+        self.server_is_local = True
+        self.hardware_is_recorded = False
+        self.running: list[RunningModel] | None = None
+        self.offload_check = OffloadCheck()
+        self.running_polled_at = 0.0
+        self.sample_now = threading.Event()
+        self.sampling_stopped = threading.Event()
+        self.probe_lock = threading.Lock()
         self.models: list[InstalledModel] = []
         self.server_version: str | None = None
         # Plans use the hardware as first seen (and as re-read on ctrl+r), not every sample:
@@ -145,14 +173,27 @@ class LlmdeckApp(App[None]):
     async def _sample_running(self) -> None:
         if self.server_version is None:
             return
+        self.running_polled_at = time.monotonic()
         try:
             running = await self.ollama.running()
         except OllamaError:
             return  # the connect watch reports the server's state
         self.post_message(RunningSampled(running))
 
+    def _poll_running(self) -> None:
+        """Read `/api/ps` at the gauge rate while a reply streams, else now and then while shown."""
+        if self.query_one(ChatPane).streaming:
+            self._sample_running()
+            return
+        pane = self.query_one(HardwarePane)
+        shown = pane.screen is self.screen and pane.display and pane.region.area > 0
+        now = time.monotonic()
+        if shown and now - self.running_polled_at >= self.settings.running_idle_refresh_s:
+            self._sample_running()
+
     @while_mounted
     def on_running_sampled(self, message: RunningSampled) -> None:
+        self.running = message.models
         self.query_one(HardwarePane).show_running(message.models)
 
     @on(ModelsPane.UnloadRequested)
@@ -177,33 +218,107 @@ class LlmdeckApp(App[None]):
             self.theme = DEFAULT_THEME
         for problem in problems:
             self.notify(problem, title="Theme not loaded", severity="warning", timeout=10)
-        self._sample_hardware()
-        self.set_interval(self.settings.hardware_refresh_s, self._sample_hardware)
-        self.set_interval(self.settings.hardware_refresh_s, self._sample_running)
+        if self.state_problem:
+            self.notify(self.state_problem, title="Saved state not used", severity="warning", timeout=15)
+        self._run_sampler()
+        self._check_locality()
         self._connect()
 
     async def on_unmount(self) -> None:
+        self.sampling_stopped.set()
+        self.sample_now.set()
         await self.ollama.aclose()
-        # NVML shutdown is blocking but quick; the app is closing anyway.
-        self.probe.close()
+        # Not while the sampler is inside the driver, unless the driver hangs: closing must end.
+        locked = self.probe_lock.acquire(timeout=PROBE_CLOSE_WAIT_S)
+        try:
+            self.probe.close()
+        finally:
+            if locked:
+                self.probe_lock.release()
 
-    # Hardware: probes block, so they run in a thread and report back by message.
+    # Hardware: probes block, so one thread samples at the gauge rate and reports by message
+    # (a replaceable one: if the screen falls behind, only the newest sample is drawn).
 
     @work(thread=True, exclusive=True, group="hardware", exit_on_error=False)
-    def _sample_hardware(self) -> None:
-        try:
-            snapshot = self.probe.snapshot()
-        except Exception as error:  # psutil or a driver can fail in many ways; the app runs on
-            self.post_message(HardwareFailed(f"{type(error).__name__}: {error}"))
-            return
-        self.post_message(HardwareSampled(snapshot))
+    def _run_sampler(self) -> None:
+        worker = get_current_worker()
+        while not (worker.is_cancelled or self.sampling_stopped.is_set()):
+            with self.probe_lock:
+                if self.sampling_stopped.is_set():
+                    return
+                try:
+                    snapshot = self.probe.snapshot()
+                except Exception as error:  # psutil or a driver can fail in many ways; the app runs on
+                    self.post_message(HardwareFailed(f"{type(error).__name__}: {error}"))
+                else:
+                    self.post_message(HardwareSampled(snapshot))
+            # One long-lived thread, woken early for ctrl+r: cheaper than a worker per sample.
+            self.sample_now.wait(self.settings.hardware_refresh_s)
+            self.sample_now.clear()
 
     @while_mounted
     def on_hardware_sampled(self, message: HardwareSampled) -> None:
-        self.query_one(HardwarePane).show(message.snapshot)
+        chat = self.query_one(ChatPane)
+        snapshot = message.snapshot
+        self.query_one(HardwarePane).show(snapshot, streaming=chat.tokens_flowing, rate=chat.live_rate())
+        self._poll_running()  # at the sampler's pace: one timer less to wake the app
+        if self.server_is_local:
+            model = chat.session.model if chat.session else None
+            loaded = next((entry for entry in self.running or [] if entry.name == model), None)
+            warning = self.offload_check.observe(snapshot, loaded, chat.tokens_flowing)
+            if warning is not None:
+                chat.warn(warning)  # it stays after the reply; the next reply clears it
         if self.plan_snapshot is None:
-            self.plan_snapshot = message.snapshot
+            self.hardware_is_recorded = snapshot.source == "recorded"
+            self.plan_snapshot = snapshot
             self._replan()
+
+    # Where the server runs decides what this machine's gauges and calibrations say about it.
+
+    @work(thread=True, group="locality", exit_on_error=False)
+    def _check_locality(self) -> None:
+        self.post_message(LocalityChecked(self.is_local(self.ollama.host)))
+
+    @while_mounted
+    def on_locality_checked(self, message: LocalityChecked) -> None:
+        self.server_is_local = message.local
+        self.query_one(HardwarePane).show_remote(None if message.local else self.ollama.host)
+        if not message.local:
+            self.query_one(ChatPane).warn(None)
+        self._replan()
+
+    @property
+    def calibrations_apply(self) -> bool:
+        """Replies measure the server's machine; they correct plans made for that same machine."""
+        return self.server_is_local != self.hardware_is_recorded
+
+    @on(ChatPane.ReplyMeasured)
+    def _reply_measured(self, message: ChatPane.ReplyMeasured) -> None:
+        if self.calibrations_apply:
+            self._record_calibration(
+                message.model, message.measured_tokens_per_s, message.estimated_tokens_per_s
+            )
+
+    @work(thread=True, group="state", exit_on_error=False)
+    def _record_calibration(self, model: str, measured: float, estimated: float) -> None:
+        host = self.ollama.host
+        try:
+            state = update_state(
+                self.state_file, lambda state: state.record_calibration(host, model, measured, estimated)
+            )
+        except StateError as error:
+            self.post_message(StateSaved(None, str(error)))
+            return
+        self.post_message(StateSaved(state, None))
+
+    @while_mounted
+    def on_state_saved(self, message: StateSaved) -> None:
+        if message.state is None:
+            problem = message.problem or "state not saved"
+            self.notify(problem, title="Calibration not saved", severity="warning")
+            return
+        self.state = message.state
+        self._replan()
 
     @while_mounted
     def on_hardware_failed(self, message: HardwareFailed) -> None:
@@ -219,7 +334,10 @@ class LlmdeckApp(App[None]):
         while True:
             host = self.ollama.host
             try:
-                version = await self.ollama.version()
+                # The version changes only with a restart; a heartbeat reads the models alone (ctrl+r
+                # reads both again).
+                version = self.server_version if online_with is not None else None
+                version = version or await self.ollama.version()
                 models = await self.ollama.list_models()
             except OllamaUnreachable as error:
                 self.post_message(ServerOffline(host, f"Cannot reach Ollama at {host}", error.detail))
@@ -340,7 +458,13 @@ class LlmdeckApp(App[None]):
             return
         installed = {model.name for model in self.models}
         specs = {name: spec for name, spec in self.specs.items() if name in installed}
-        self.fits = plan_installed(specs, target, request, self.gpu_layers)
+        fits = plan_installed(specs, target, request, self.gpu_layers)
+        if self.calibrations_apply:
+            host = self.ollama.host
+            for name, row in fits.items():
+                calibration = self.state.calibration(host, name)
+                fits[name] = row.calibrated(calibration.ratio if calibration else None)
+        self.fits = fits
         self.query_one(ModelsPane).show_fits(self.fits, context_label(self.num_ctx))
         chat = self.query_one(ChatPane)
         if not self.model_preselected and not chat.has_history:
@@ -406,7 +530,7 @@ class LlmdeckApp(App[None]):
     def action_reload(self) -> None:
         # Re-plan against the hardware as it is now.
         self.plan_snapshot = None
-        self._sample_hardware()
+        self.sample_now.set()
         self._connect()
 
     def action_focus_models(self) -> None:
@@ -416,6 +540,16 @@ class LlmdeckApp(App[None]):
         self.query_one("#prompt").focus()
 
 
-def create_app(ollama: OllamaService, probe: HardwareProbe, settings: Settings) -> LlmdeckApp:
-    """Build the app from its services; tests pass a loopback Ollama and a recorded probe."""
-    return LlmdeckApp(ollama=ollama, probe=probe, settings=settings)
+def create_app(
+    ollama: OllamaService,
+    probe: HardwareProbe,
+    settings: Settings,
+    state_file: Path | None = None,
+    is_local: Callable[[str], bool] = is_local_host,
+) -> LlmdeckApp:
+    """Build the app from its services; tests pass a loopback Ollama and a recorded probe.
+
+    `state_file` defaults to llmdeck's state directory; `is_local` says whether an Ollama address
+    is this machine (it resolves names, so it runs in a thread).
+    """
+    return LlmdeckApp(ollama=ollama, probe=probe, settings=settings, state_file=state_file, is_local=is_local)

@@ -28,6 +28,8 @@ from llmdeck.ollama_api import (
 from llmdeck.sanitize import inert
 
 LIVE_STATUS_INTERVAL_S = 0.1  # ten status redraws a second, however fast tokens arrive
+# Fewer decoded tokens than this say more about start-up than about speed: not worth calibrating on.
+CALIBRATION_MIN_TOKENS = 16
 
 
 class UserTurn(Static):
@@ -90,10 +92,29 @@ class ChatPane(Vertical):
         color: $text-muted;
         background: $boost;
     }
+    ChatPane #chat-alarm {
+        display: none;
+        height: auto;
+        padding: 0 1;
+        background: $warning 20%;
+        color: $text;
+    }
+    ChatPane #chat-alarm.shown {
+        display: block;
+    }
     ChatPane #prompt {
         dock: bottom;
     }
     """
+
+    class ReplyMeasured(Message):
+        """Ollama's decode rate for a finished reply, beside what llmdeck estimated for it."""
+
+        def __init__(self, model: str, measured_tokens_per_s: float, estimated_tokens_per_s: float) -> None:
+            super().__init__()
+            self.model = model
+            self.measured_tokens_per_s = measured_tokens_per_s
+            self.estimated_tokens_per_s = estimated_tokens_per_s
 
     class RecheckServer(Message):
         """A request failed in a way that says the server or its models changed."""
@@ -116,8 +137,13 @@ class ChatPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(id="transcript")
+        yield Static("", id="chat-alarm")
         yield Static("waiting for Ollama…", id="chat-status")
-        yield Input(placeholder="Type a prompt and press Enter", id="prompt")
+        prompt = Input(placeholder="Type a prompt and press Enter", id="prompt")
+        # A steady cursor: blinking repaints the prompt twice a second forever, the largest part
+        # of llmdeck's idle CPU (measured), and the highlighted cursor already shows the focus.
+        prompt.cursor_blink = False
+        yield prompt
 
     def on_mount(self) -> None:
         self._live_timer = self.set_interval(LIVE_STATUS_INTERVAL_S, self._show_live_status, pause=True)
@@ -160,6 +186,25 @@ class ChatPane(Vertical):
                 parts.append(f"~{self.plan.tokens_per_s:.0f} tok/s estimated")
         parts.append("Enter sends, Esc stops")
         self._status(" · ".join(parts))
+
+    def live_rate(self) -> float | None:
+        """Tokens/s of the reply streaming now, over the meter's window; None between replies."""
+        meter = self._meter
+        return None if meter is None else meter.live_rate()
+
+    @property
+    def tokens_flowing(self) -> bool:
+        meter = self._meter
+        return meter is not None and meter.tokens > 0
+
+    def warn(self, text: str | None) -> None:
+        """A standing warning above the status line (the GPU claim check); None clears it."""
+        alarm = self.query_one("#chat-alarm", Static)
+        if text is None:
+            alarm.remove_class("shown")
+            return
+        alarm.update(Text("⚠ " + inert(text), style="bold"))
+        alarm.add_class("shown")
 
     @property
     def streaming(self) -> bool:
@@ -226,6 +271,7 @@ class ChatPane(Vertical):
         self, session: ChatSession, messages: list[dict[str, str]], reply: AssistantTurn
     ) -> None:
         meter = self._meter = TokenMeter()
+        self.warn(None)  # a warning about the previous reply is not about this one
         stream = Markdown.get_stream(reply)
         received: list[str] = []
         self._status(f"waiting for {session.model}… (loading it can take a while)")
@@ -303,10 +349,15 @@ class ChatPane(Vertical):
             if isinstance(error, OllamaUnreachable | StreamInterrupted | ModelNotFound):
                 self.post_message(self.RecheckServer(error))
         else:
-            final = describe_final(meter.finish(stats))
+            figures = meter.finish(stats)
+            final = describe_final(figures)
             plan = self.plan
             if plan is not None and plan.spec.name == session.model and plan.tokens_per_s:
-                final += f" · llmdeck estimated ~{plan.tokens_per_s:.0f} tok/s"
+                calibrated = " (calibrated here)" if plan.calibration is not None else ""
+                final += f" · llmdeck estimated ~{plan.tokens_per_s:.0f} tok/s{calibrated}"
+                measured, estimated = figures.decode_tokens_per_s, plan.estimated_tokens_per_s
+                if measured and estimated and (figures.eval_count or 0) >= CALIBRATION_MIN_TOKENS:
+                    self.post_message(self.ReplyMeasured(session.model, measured, estimated))
             self._status(final)
 
     def _show_live_status(self) -> None:

@@ -10,6 +10,7 @@ from llmdeck.fit.pick import Recommendations
 from llmdeck.fit.spec import ModelSpec
 from llmdeck.hardware import HardwareSnapshot
 from llmdeck.ollama_api import InstalledModel, RunningModel
+from llmdeck.state import State
 from llmdeck.store.report import StoreReport
 
 
@@ -81,3 +82,20 @@ class RunningSampled(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunningSampled)
+
+
+class LocalityChecked(Message):
+    """Whether the Ollama server runs on this machine (its address resolved in a thread)."""
+
+    def __init__(self, local: bool) -> None:
+        super().__init__()
+        self.local = local
+
+
+class StateSaved(Message):
+    """llmdeck's state file after a change (a new calibration), or why it could not be saved."""
+
+    def __init__(self, state: State | None, problem: str | None) -> None:
+        super().__init__()
+        self.state = state
+        self.problem = problem

@@ -232,6 +232,8 @@ class ModelsPane(DataTable[str | Text]):
             parts = [f"{len(self._models)} installed", f"sorted by {self._sort.label}"]
             if self._context_label:
                 parts.insert(1, self._context_label)
+            if any(fit.calibration is not None for fit in self._fits.values()):
+                parts.append("* tok/s measured here")
             self.border_subtitle = " · ".join(parts)
         target = highlighted or self.active
         if target is not None and target in self.sorted_names():
@@ -246,12 +248,18 @@ class ModelsPane(DataTable[str | Text]):
             return None
 
 
-def _fit_cells(fit: FitRow | None) -> tuple[Text, str, str, str]:
+def _fit_cells(fit: FitRow | None) -> tuple[Text, str, str | Text, str]:
     if fit is None:
         return Text("…", style="dim", justify="left"), "", "", ""
     plan = fit.plan
     verdict = Text(plan.verdict, style=VERDICT_STYLE[plan.verdict], justify="left")
     layers = f"{plan.num_gpu}/{plan.layers_total}"
-    speed = f"~{fit.tokens_per_s:.0f}" if fit.tokens_per_s is not None else "?"
+    if fit.tokens_per_s is None:
+        speed: str | Text = "?"
+    elif fit.calibration is not None:
+        # Corrected by what replies on this machine measured: no longer just an estimate.
+        speed = Text(f"{fit.tokens_per_s:.0f}*", style="bold")
+    else:
+        speed = f"~{fit.tokens_per_s:.0f}"
     memory = f"{plan.size / GIB:.1f}G"
     return verdict, layers, speed, memory
