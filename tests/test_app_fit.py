@@ -165,3 +165,32 @@ async def test_the_store_the_server_uses_is_shown_with_its_findings(
         row = str(models.get_row("gemma2:2b-instruct-q8_0")[0])
         assert "(not in store)" in row
         assert "(not in store)" not in str(models.get_row("llama3.1:8b")[0])
+
+
+async def test_what_ollama_holds_counts_as_free_so_a_loaded_model_keeps_its_plan(
+    standin: OllamaStandIn, recorded_snapshot: HardwareSnapshot
+) -> None:
+    # ctrl+r while a large model is loaded: the card shows 16 GiB used by Ollama's runner, leaving
+    # 7 GiB, less than qwen2.5:14b needs. Ollama would evict (or reuse) that memory, so the plan
+    # must not turn partial because of it.
+    gpu = recorded_snapshot.gpu.gpus[0]
+    held = 16 * GIB
+    loaded = replace(
+        gpu,
+        vram_used_bytes=gpu.vram_used_bytes + held,
+        vram_free_bytes=gpu.vram_free_bytes - held,
+        runner_vram_bytes=held,
+    )
+    busy = replace(recorded_snapshot, gpu=replace(recorded_snapshot.gpu, gpus=(loaded,)))
+    app = build(standin, busy)
+    async with app.run_test(size=SIZE):
+        await planned(app)
+        qwen = app.query_one(ModelsPane).fit_of("qwen2.5:14b")
+        assert qwen is not None and qwen.plan.verdict == "gpu"
+    # Without the runner's figure (a driver that does not report it) the same card looks full.
+    unknown = replace(busy, gpu=replace(busy.gpu, gpus=(replace(loaded, runner_vram_bytes=None),)))
+    app = build(standin, unknown)
+    async with app.run_test(size=SIZE):
+        await planned(app)
+        qwen = app.query_one(ModelsPane).fit_of("qwen2.5:14b")
+        assert qwen is not None and qwen.plan.verdict != "gpu"

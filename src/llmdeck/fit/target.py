@@ -79,15 +79,25 @@ def build_target(
     elif snapshot.gpu.gpus:
         for index, detected in enumerate(snapshot.gpu.gpus):
             given = _pick(gpu_free_gib, index)
-            free = int(given * GIB) if given is not None else detected.vram_free_bytes
+            # What Ollama's runners hold is free for the next model: its scheduler unloads an idle
+            # model to make room, and the chat's own model reuses its memory.
+            reclaimable = detected.runner_vram_bytes or 0
+            free = (
+                int(given * GIB)
+                if given is not None
+                else min(detected.vram_free_bytes + reclaimable, detected.vram_total_bytes)
+            )
             known = find_gpu(detected.name)
             gpus.append(GpuDevice(detected.name, detected.vram_total_bytes, free, library))
             bandwidths.append(known.bandwidth_gbps if known else None)
             bandwidth = f"{known.bandwidth_gbps:.0f} GB/s (looked up)" if known else "bandwidth unknown"
+            held = ""
+            if reclaimable and given is None:
+                held = f", counting {reclaimable / GIB:.1f} GiB Ollama holds now"
             provenance.append(
                 f"GPU {index} {detected.name}: {free / GIB:.1f} GiB free "
-                f"({'given' if given is not None else where}) of {detected.vram_total_bytes / GIB:.1f} GiB, "
-                f"{bandwidth}"
+                f"({'given' if given is not None else where}{held}) of "
+                f"{detected.vram_total_bytes / GIB:.1f} GiB, {bandwidth}"
             )
     elif gpu_free_gib:
         for index, free_gib in enumerate(gpu_free_gib):
