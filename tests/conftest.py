@@ -24,7 +24,16 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     }.items():
         folder.mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(variable, str(folder))
-    for variable in ("OLLAMA_HOST", "OLLAMA_API_KEY", "OLLAMA_MODELS", "NO_COLOR"):
+    for variable in (
+        "OLLAMA_HOST",
+        "OLLAMA_API_KEY",
+        "OLLAMA_MODELS",
+        "NO_COLOR",
+        # The user's Ollama settings change llmdeck's plans: none of them may leak into a test.
+        "OLLAMA_CONTEXT_LENGTH",
+        "OLLAMA_KV_CACHE_TYPE",
+        "OLLAMA_GPU_OVERHEAD",
+    ):
         monkeypatch.delenv(variable, raising=False)
     return home
 

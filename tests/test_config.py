@@ -46,3 +46,9 @@ def test_command_line_beats_environment_beats_default() -> None:
     assert resolve_host(None, env).source == "environment"
     assert resolve_host(None, {}).value == DEFAULT_HOST
     assert resolve_host(None, {"OLLAMA_HOST": "  "}).source == "default"
+
+
+def test_the_environment_source_names_its_variable() -> None:
+    assert resolve_host(None, {"OLLAMA_HOST": "gpu-box"}).describe() == "environment OLLAMA_HOST"
+    assert resolve_host("gpu-box", {}).describe() == "command line"
+    assert resolve_host(None, {}).describe() == "default"

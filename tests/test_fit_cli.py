@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +19,24 @@ JSON_KEYS = {"model", "num_ctx", "layers_total", "num_gpu", "size", "size_vram",
              "tokens_per_s", "source"}  # fmt: skip
 
 
-def fit(*args: str, host: str = OFFLINE) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(autouse=True)
+def no_ollama_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's own Ollama settings must not change the plans these tests expect."""
+    for variable in ("OLLAMA_CONTEXT_LENGTH", "OLLAMA_KV_CACHE_TYPE", "OLLAMA_GPU_OVERHEAD"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def fit(
+    *args: str, host: str = OFFLINE, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [*llmdeck_command(), "--hardware", RECORDED, "--host", host, "fit", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
 
 
-def fit_json(*args: str, host: str = OFFLINE) -> list[dict[str, Any]]:
-    result = fit(*args, "--json", host=host)
+def fit_json(*args: str, host: str = OFFLINE, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    result = fit(*args, "--json", host=host, env=env)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert isinstance(rows, list)
@@ -118,3 +131,58 @@ def test_a_server_that_is_not_ollama_is_one_line_and_the_catalog_still_answers(
     assert json.loads(result.stdout)[0]["source"] == "catalog"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "ignoring the server" in lines[0]
+
+
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_context_and_kv_cache_come_from_the_config_file_and_the_flags_win(tmp_path: Path) -> None:
+    config = str(config_file(tmp_path, 'context_length = 16384\nkv_cache_type = "q8_0"\n'))
+    [from_file] = fit_json("qwen2.5:32b", "--flash-attention", "--config", config)
+    [same_by_flags] = fit_json("qwen2.5:32b", "--flash-attention", "--num-ctx", "16384", "--kv-cache", "q8_0")
+    [flags_win] = fit_json("qwen2.5:32b", "--flash-attention", "--config", config, "--num-ctx", "4096",
+                           "--kv-cache", "f16")  # fmt: skip
+    [ollamas_default] = fit_json("qwen2.5:32b", "--flash-attention", "--config", config, "--num-ctx", "0")
+    [no_config] = fit_json("qwen2.5:32b", "--flash-attention")
+    assert (from_file["num_ctx"], from_file["kv_cache_type"]) == (16384, "q8_0")
+    assert {key: from_file[key] for key in JSON_KEYS} == {key: same_by_flags[key] for key in JSON_KEYS}
+    assert (flags_win["num_ctx"], flags_win["kv_cache_type"]) == (4096, "f16")
+    assert ollamas_default["num_ctx"] == no_config["num_ctx"] != 16384
+
+
+def test_the_environment_beats_the_config_file(tmp_path: Path) -> None:
+    config = str(config_file(tmp_path, "context_length = 16384\n"))
+    [row] = fit_json("llama3.1:8b", "--config", config, env={"OLLAMA_CONTEXT_LENGTH": "8192"})
+    assert row["num_ctx"] == 8192
+
+
+def test_gpu_overhead_from_the_config_file_leaves_less_vram_for_layers(tmp_path: Path) -> None:
+    config = str(config_file(tmp_path, "gpu_overhead = 6\n"))
+    card = ("llama3.1:70b", "--gpu", "NVIDIA GeForce RTX 4090", "--gpu-free", "22.9")
+    [plain] = fit_json(*card)
+    [reserved] = fit_json(*card, "--config", config)
+    [flag_wins] = fit_json(*card, "--config", config, "--gpu-overhead", "0")
+    assert reserved["num_gpu"] < plain["num_gpu"] == flag_wins["num_gpu"]
+
+
+def test_the_table_says_which_settings_came_from_the_config_file(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "# mine\ncontext_length = 8192\n")
+    result = fit("llama3.1:8b", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"Using context_length 8192 from config file {path}, line 2" in result.stdout.splitlines()
+    assert "Using" not in fit("llama3.1:8b", "--config", str(path), "--num-ctx", "4096").stdout
+
+
+def test_a_broken_config_file_warns_and_fit_still_plans(tmp_path: Path) -> None:
+    path = config_file(tmp_path, 'context_length = "big"\nkv_cache_type = "q8_0"\n')
+    result = fit("llama3.1:8b", "--json", "--flash-attention", "--config", str(path))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        f"llmdeck: warning: {path}, line 1: context_length must be a whole number of tokens from 0 "
+        '(Ollama\'s default) to 16777216, not "big"'
+    ]
+    [row] = json.loads(result.stdout)
+    assert row["kv_cache_type"] == "q8_0"  # the good key still applies

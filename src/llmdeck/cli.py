@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from llmdeck import __version__, doctor, fit_cli
-from llmdeck.config import HostError, Settings, resolve_host
+from llmdeck.config import DEFAULT_REFRESH_S, HostError, Settings, check_refresh, load_settings
+from llmdeck.config_file import default_config_path
 from llmdeck.hardware import HardwareProbe, HardwareSnapshot, SnapshotError, StaticProbe, SystemProbe
 
 
@@ -33,7 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--host",
         metavar="URL",
-        help="Ollama server address (default: $OLLAMA_HOST, else http://127.0.0.1:11434)",
+        help="Ollama server address (default: $OLLAMA_HOST, else host in config.toml, else "
+        "http://127.0.0.1:11434)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help=f"read settings from FILE instead of {default_config_path()} (llmdeck never writes it)",
     )
     parser.add_argument(
         "--hardware",
@@ -45,11 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--refresh",
         metavar="SECONDS",
         type=_refresh_interval,
-        default=Settings().hardware_refresh_s,
-        help="how often the gauges are sampled and redrawn (default: %(default)s, 0.1 to 60)",
+        help=f"how often the gauges are sampled and redrawn (default: refresh in config.toml, else "
+        f"{DEFAULT_REFRESH_S:g}; 0.1 to 60)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     hardware = commands.add_parser("hardware", help="print this machine's CPU, memory and GPUs")
+    _add_config_flag(hardware)
     hardware.add_argument("--json", action="store_true", help="print a snapshot --hardware can load")
     fit = commands.add_parser(
         "fit",
@@ -61,13 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     fit_cli.add_arguments(fit)
+    _add_config_flag(fit)
     doctor_parser = commands.add_parser(
         "doctor",
         help="versions, server, hardware, where the models really are, and what is wrong there",
         description="Everything a bug report needs. Exit status 1 when a finding is an error.",
     )
     doctor.add_arguments(doctor_parser)
+    _add_config_flag(doctor_parser)
     return parser
+
+
+def _add_config_flag(command: argparse.ArgumentParser) -> None:
+    # `llmdeck fit --config X` as well as `llmdeck --config X fit`. SUPPRESS keeps the
+    # subcommand from overwriting a --config given before it with its own default.
+    command.add_argument(
+        "--config", metavar="FILE", type=Path, default=argparse.SUPPRESS, help="read settings from FILE"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,11 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         host = getattr(args, "fit_host", None) or args.host
-        settings = Settings(host=resolve_host(host), hardware_refresh_s=args.refresh)
+        settings = load_settings(host=host, refresh_s=args.refresh, config_path=args.config)
         probe = _probe(args.hardware)
     except (HostError, SnapshotError) as error:
         print(f"llmdeck: {error}", file=sys.stderr)
         return 2
+    if args.command is not None:
+        # The TUI shows these itself; a command warns on stderr and carries on with the rest.
+        for problem in settings.config_problems:
+            print(f"llmdeck: warning: {problem}", file=sys.stderr)
 
     if args.command == "hardware":
         return _print_hardware(probe, as_json=args.json)
@@ -95,10 +118,10 @@ def _refresh_interval(text: str) -> float:
         seconds = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    # Faster than 10 Hz is invisible and costs CPU; slower than a minute is not "live".
-    if not 0.1 <= seconds <= 60:
-        raise argparse.ArgumentTypeError(f"{text} s is outside 0.1 to 60 seconds")
-    return seconds
+    try:
+        return check_refresh(seconds)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _probe(recorded: Path | None) -> HardwareProbe:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llmdeck import __version__
-from llmdeck.config import Settings
+from llmdeck.config import Setting, Settings
 from llmdeck.fit.pick import recommend
 from llmdeck.fit.report import FitRequest
 from llmdeck.fit.target import build_target
@@ -77,6 +77,7 @@ def collect(settings: Settings, probe: HardwareProbe) -> dict[str, Any]:
         "host": {
             "url": settings.host.value,
             "source": settings.host.source,
+            "from": settings.host.describe(),
             "answered": answered,
             "error": server.get("error"),
         },
@@ -93,7 +94,23 @@ def collect(settings: Settings, probe: HardwareProbe) -> dict[str, Any]:
             "models": [model.name for model in contents.models],
         },
         "findings": [finding.to_json() for finding in store.findings],
-        "config": {"files": [], "note": "llmdeck reads no config file yet"},
+        "config": {
+            "path": str(settings.config_path) if settings.config_path else None,
+            "exists": settings.config_path is not None and settings.config_path.is_file(),
+            "problems": list(settings.config_problems),
+        },
+        "settings": {key: _setting_json(setting) for key, setting in settings.provenance.items()},
+    }
+
+
+def _setting_json(setting: Setting[object]) -> dict[str, Any]:
+    return {
+        "value": setting.value,
+        "source": setting.source,
+        "variable": setting.variable,
+        "path": str(setting.path) if setting.path else None,
+        "line": setting.line,
+        "from": setting.describe(),
     }
 
 
@@ -114,9 +131,9 @@ def run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> i
     print(f"llmdeck {versions['llmdeck']} · Python {versions['python']} · Textual {versions['textual']}")
     host = report["host"]
     if host["answered"]:
-        print(f"Ollama {versions['ollama']} at {host['url']} ({host['source']})")
+        print(f"Ollama {versions['ollama']} at {host['url']} ({host['from']})")
     else:
-        print(f"Ollama not answering at {host['url']} ({host['source']}): {host['error'] or 'not reachable'}")
+        print(f"Ollama not answering at {host['url']} ({host['from']}): {host['error'] or 'not reachable'}")
     hardware = report["hardware"]
     gpus = hardware["gpu"]["gpus"]
     gpu_text = ", ".join(g["name"] for g in gpus) if gpus else hardware["gpu"]["unavailable_reason"]
@@ -134,11 +151,48 @@ def run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> i
         print(f"  evidence: {line}")
     print(f"  exists: {store['exists']}, writable by the server: {store['writable']}, {free}")
     print(f"  models on disk: {', '.join(store['models']) or 'none'}")
+    _print_settings(report)
     print("\nFindings:" if report["findings"] else "\nFindings: none")
     for finding in report["findings"]:
         print(f"  {finding['level'].upper():7} {finding['code']}: {finding['message']}")
         print(f"          fix: {finding['fix']}")
     return 1 if has_error else 0
+
+
+def _print_settings(report: dict[str, Any]) -> None:
+    config = report["config"]
+    if config["path"] is None:
+        print("\nSettings:")
+    elif config["exists"]:
+        print(f"\nSettings (config file {config['path']}):")
+    else:
+        print(f"\nSettings (no config file; llmdeck would read {config['path']}):")
+    rows = [
+        (key, _shown(key, entry["value"]), entry["from"])
+        for key, entry in report["settings"].items()
+        # Each binding has its own row; the table's row only says there are none.
+        if not (key == "keymap" and entry["value"])
+    ]
+    width = max((len(key) for key, _, _ in rows), default=0)
+    value_width = min(max((len(value) for _, value, _ in rows), default=0), 40)
+    for key, value, source in rows:
+        print(f"  {key:<{width}}  {value:<{value_width}}  {source}")
+    problems = config["problems"]
+    print("Config problems:" if problems else "Config problems: none")
+    for problem in problems:
+        print(f"  {problem}")
+
+
+def _shown(key: str, value: object) -> str:
+    if value is None:
+        return "Ollama's default" if key == "context_length" else "none"
+    if key == "refresh":
+        return f"{value:g} s"
+    if key == "gpu_overhead":
+        return f"{value:g} GiB"
+    if isinstance(value, dict):
+        return "none" if not value else ", ".join(f"{k} = {v}" for k, v in value.items())
+    return str(value)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,8 +12,9 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from llmdeck.config import Settings
+from llmdeck.config import KV_CACHE_TYPES, Setting, Settings
 from llmdeck.fit.catalog import UnknownModel, load_catalog
 from llmdeck.fit.facts import FactsError, spec_from_show
 from llmdeck.fit.gpus import UnknownGpu
@@ -23,8 +24,12 @@ from llmdeck.fit.spec import ModelSpec
 from llmdeck.fit.target import Target, build_target
 from llmdeck.fit.versions import VersionError, parse_version, regime_for
 from llmdeck.hardware import HardwareProbe
-from llmdeck.ollama_api import OllamaError, OllamaService, OllamaUnreachable
 from llmdeck.units import GIB
+
+if TYPE_CHECKING:
+    # Imported when a server answers: loading the Ollama client costs half a second, and the
+    # `ollama` package reads OLLAMA_HOST as it loads, failing on a value llmdeck reports itself.
+    from llmdeck.ollama_api import OllamaService
 
 
 class FitError(Exception):
@@ -36,10 +41,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "models", nargs="*", metavar="MODEL", help="installed model or catalog tag (default: all)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per model")
+    # The defaults of these three come from Settings (environment, then config.toml): None here
+    # means the flag was not given.
     parser.add_argument(
-        "--num-ctx", type=_positive_int, metavar="N", help="context length (default: Ollama's)"
+        "--num-ctx",
+        type=_context_length,
+        metavar="N",
+        help="context length, 0 for Ollama's default (default: $OLLAMA_CONTEXT_LENGTH, else context_length "
+        "in config.toml, else Ollama's)",
     )
-    parser.add_argument("--kv-cache", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type")
+    parser.add_argument(
+        "--kv-cache",
+        choices=KV_CACHE_TYPES,
+        help="KV cache type (default: $OLLAMA_KV_CACHE_TYPE, else kv_cache_type in config.toml, else f16)",
+    )
     parser.add_argument("--flash-attention", action="store_true", help="plan with flash attention on")
     parser.add_argument("--parallel", type=_positive_int, default=1, metavar="N", help="OLLAMA_NUM_PARALLEL")
     parser.add_argument(
@@ -51,7 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ram-free", type=_gib, metavar="GIB", help="free system memory")
     parser.add_argument("--swap-free", type=_gib, metavar="GIB", help="free swap")
     parser.add_argument(
-        "--gpu-overhead", type=_gib, default=0.0, metavar="GIB", help="OLLAMA_GPU_OVERHEAD, per GPU"
+        "--gpu-overhead",
+        type=_gib,
+        metavar="GIB",
+        help="VRAM kept free per GPU (default: $OLLAMA_GPU_OVERHEAD in bytes, else gpu_overhead in "
+        "config.toml, else 0)",
     )
     parser.add_argument("--metal", action="store_true", help="the GPU is Apple unified memory")
     parser.add_argument(
@@ -71,6 +90,16 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _context_length(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of tokens: {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
     return value
 
 
@@ -103,6 +132,7 @@ class ServerModels:
 
 
 async def _ask_server(ollama: OllamaService, wanted: Sequence[str]) -> ServerModels | None:
+    from llmdeck.ollama_api import OllamaError, OllamaUnreachable
 
     try:
         version = await ollama.version()
@@ -156,11 +186,13 @@ def _run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> 
     stored = None if server else _store_models(args.models)
     version = args.ollama_version or (server.version if server else None)
     request = FitRequest(
-        num_ctx=args.num_ctx,
-        kv_cache_type=args.kv_cache,
+        num_ctx=settings.num_ctx if args.num_ctx is None else args.num_ctx or None,
+        kv_cache_type=args.kv_cache or settings.kv_cache_type,
         flash_attention=True if args.flash_attention else None,
         parallel=args.parallel,
-        gpu_overhead_bytes=int(args.gpu_overhead * GIB),
+        gpu_overhead_bytes=(
+            settings.gpu_overhead_bytes if args.gpu_overhead is None else round(args.gpu_overhead * GIB)
+        ),
         ollama_version=version,
     )
 
@@ -177,7 +209,7 @@ def _run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> 
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2))
         return 0
-    _print_header(target, settings, server, version, stored)
+    _print_header(target, settings, server, version, stored, _settings_used(args, settings))
     if installed and installed.failures:
         for name, reason in installed.failures.items():
             print(f"  {name}: not planned ({reason})")
@@ -266,6 +298,7 @@ def _print_header(
     server: ServerModels | None,
     version: str | None,
     stored: ServerModels | None,
+    settings_used: Sequence[str],
 ) -> None:
     print("Machine:")
     for line in target.provenance:
@@ -276,9 +309,42 @@ def _print_header(
         print(f"Ollama not reachable at {settings.host.value}: installed models read from {stored.store}")
     else:
         print(f"Ollama not reachable at {settings.host.value}: planning from the catalog only")
+    for line in settings_used:
+        print(line)
     regime = regime_for(version, "llama")
     assumed = version or "unknown (pass --ollama-version)"
     print(f"Placement as Ollama {assumed} does it: {regime}\n")
+
+
+def _settings_used(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """Planning options that came from the environment or config.toml, not from a flag.
+
+    A plan at 32k context because of a line in a file the user forgot is a surprise; naming the
+    file and line makes it a setting.
+    """
+    flags = {
+        "context_length": args.num_ctx,
+        "kv_cache_type": args.kv_cache,
+        "gpu_overhead": args.gpu_overhead,
+    }
+    used = [
+        (key, setting)
+        for key, flag in flags.items()
+        if flag is None
+        and (setting := settings.provenance.get(key)) is not None
+        and setting.source != "default"
+    ]
+    return [f"Using {key} {_shown(key, setting)} from {setting.describe()}" for key, setting in used]
+
+
+def _shown(key: str, setting: Setting[object]) -> str:
+    if key == "context_length" and setting.value is None:
+        return "0 (Ollama's default)"
+    return (
+        f"{setting.value:g} GiB"
+        if key == "gpu_overhead" and isinstance(setting.value, float)
+        else str(setting.value)
+    )
 
 
 def _print_rows(rows: Sequence[FitRow]) -> None:
