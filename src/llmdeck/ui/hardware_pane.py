@@ -10,6 +10,7 @@ loaded).
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from rich.text import Text
@@ -22,6 +23,7 @@ from llmdeck.hardware import HardwareSnapshot
 from llmdeck.hardware.snapshot import GpuInfo
 from llmdeck.ollama_api import RunningModel
 from llmdeck.sanitize import inert
+from llmdeck.ui.palette import FALLBACK, Tone, follow_theme, tone
 from llmdeck.ui.sparkline import History
 from llmdeck.units import GIB, decimal_size, gib
 
@@ -80,6 +82,19 @@ class HardwarePane(Widget):
         self.remote_host: str | None = None
         self._lines: list[Text] = [Text("probing the hardware…")]
         self._strips: list[Strip | None] = [None]
+        self.tones: dict[Tone, str] = dict(FALLBACK)
+
+    def on_mount(self) -> None:
+        self._take_tones()
+        follow_theme(self, self._theme_changed)
+
+    def _take_tones(self) -> None:
+        self.tones = {name: tone(self, name) for name in FALLBACK}
+
+    def _theme_changed(self) -> None:
+        self._take_tones()
+        self._lines, self._strips = [], []  # every line is built again in the new colours
+        self._draw()
 
     def show(self, snapshot: HardwareSnapshot, *, streaming: bool = False, rate: float | None = None) -> None:
         self.snapshot = snapshot
@@ -110,7 +125,9 @@ class HardwarePane(Widget):
             return
         now = datetime.now(UTC)
         self._show_lines(
-            gauge_lines(self.snapshot, self.gauges, self.running, now, self.remote_host, self.streaming)
+            gauge_lines(
+                self.snapshot, self.gauges, self.running, now, self.remote_host, self.streaming, self.tones
+            )
         )
 
     def _show_lines(self, lines: list[Text]) -> None:
@@ -157,7 +174,7 @@ def render_gauges(
     streaming: bool = False,
 ) -> Text:
     """The pane as one text (for tests and printing)."""
-    return Text("\n").join(gauge_lines(snapshot, gauges, running, now, remote_host, streaming))
+    return Text("\n").join(gauge_lines(snapshot, gauges, running, now, remote_host, streaming, FALLBACK))
 
 
 def gauge_lines(
@@ -167,16 +184,18 @@ def gauge_lines(
     now: datetime,
     remote_host: str | None = None,
     streaming: bool = False,
+    tones: Mapping[Tone, str] = FALLBACK,
 ) -> list[Text]:
-    """One text per screen line; none wraps."""
+    """One text per screen line; none wraps. `tones` are the theme's colours."""
     lines: list[Text] = []
     if remote_host:
-        lines.append(_line("Note", Text(f"Ollama runs on {inert(remote_host)}", style="yellow")))
-        lines.append(_line("", Text("these gauges show this machine, not that one", style="yellow")))
-    lines.extend(_cpu_lines(snapshot, gauges))
-    lines.extend(_memory_lines(snapshot, gauges))
-    lines.extend(_gpu_lines(snapshot, gauges))
-    lines.append(_rate_line(gauges, streaming))
+        lines.append(_line("Note", Text(f"Ollama runs on {inert(remote_host)}", style=tones["warning"])))
+        lines.append(_line("", Text("these gauges show this machine, not that one", style=tones["warning"])))
+    spark = tones["primary"]
+    lines.extend(_cpu_lines(snapshot, gauges, spark))
+    lines.extend(_memory_lines(snapshot, gauges, spark))
+    lines.extend(_gpu_lines(snapshot, gauges, spark, tones["warning"]))
+    lines.append(_rate_line(gauges, streaming, spark))
     if running is not None:
         for index, line in enumerate(render_running(running, now).split("\n")):
             lines.append(_line("Ollama" if index == 0 else "", line))
@@ -190,15 +209,15 @@ def _line(label: str, body: Text | str) -> Text:
     return line
 
 
-def _gauge(value: str, spark: str, tail: str = "") -> Text:
+def _gauge(value: str, spark: str, tail: str = "", colour: str = FALLBACK["primary"]) -> Text:
     text = Text(f"{value:<{VALUE_WIDTH}} ")
-    text.append(spark, style="cyan")
+    text.append(spark, style=colour)
     if tail:
         text.append(f" {tail}", style="dim")
     return text
 
 
-def _cpu_lines(snapshot: HardwareSnapshot, gauges: Gauges) -> list[Text]:
+def _cpu_lines(snapshot: HardwareSnapshot, gauges: Gauges, colour: str) -> list[Text]:
     cpu = snapshot.cpu
     cores = ""
     if cpu.physical_cores and cpu.logical_cores:
@@ -207,18 +226,19 @@ def _cpu_lines(snapshot: HardwareSnapshot, gauges: Gauges) -> list[Text]:
         cores = f"{cpu.physical_cores or cpu.logical_cores} cores"
     lines = [_line("CPU", Text(inert(cpu.model)))]
     if snapshot.source == "measured" and cpu.load_percent is not None:
-        lines.append(_line("", _gauge(f"load {cpu.load_percent:3.0f}%", gauges.cpu.draw(100), cores)))
+        load = _gauge(f"load {cpu.load_percent:3.0f}%", gauges.cpu.draw(100), cores, colour)
+        lines.append(_line("", load))
     elif cores:
         lines.append(_line("", Text(cores, style="dim")))
     return lines
 
 
-def _memory_lines(snapshot: HardwareSnapshot, gauges: Gauges) -> list[Text]:
+def _memory_lines(snapshot: HardwareSnapshot, gauges: Gauges, colour: str) -> list[Text]:
     memory = snapshot.memory
     used = memory.total_bytes - memory.available_bytes
     spark = gauges.ram.draw(memory.total_bytes) if snapshot.source == "measured" else ""
     free = f"{gib(memory.available_bytes)} free"
-    lines = [_line("RAM", _gauge(_used_of(used, memory.total_bytes), spark, free))]
+    lines = [_line("RAM", _gauge(_used_of(used, memory.total_bytes), spark, free, colour))]
     if memory.swap_total_bytes:
         swap_used = memory.swap_total_bytes - memory.swap_free_bytes
         lines.append(_line("Swap", _used_of(swap_used, memory.swap_total_bytes)))
@@ -227,7 +247,7 @@ def _memory_lines(snapshot: HardwareSnapshot, gauges: Gauges) -> list[Text]:
     return lines
 
 
-def _gpu_lines(snapshot: HardwareSnapshot, gauges: Gauges) -> list[Text]:
+def _gpu_lines(snapshot: HardwareSnapshot, gauges: Gauges, colour: str, warning: str) -> list[Text]:
     report = snapshot.gpu
     lines: list[Text] = []
     if report.unified is not None:
@@ -242,14 +262,14 @@ def _gpu_lines(snapshot: HardwareSnapshot, gauges: Gauges) -> list[Text]:
         reason = f"{report.unavailable_reason or 'no GPU found'}; the gauges show RAM and CPU"
         # Lines never wrap on screen: a long reason is broken here, where words are known.
         for index, part in enumerate(textwrap.wrap(inert(reason), REASON_WIDTH)):
-            lines.append(_line("GPU" if index == 0 else "", Text(part, style="yellow")))
+            lines.append(_line("GPU" if index == 0 else "", Text(part, style=warning)))
         return lines
     for gpu in report.gpus:
         lines.append(_line(f"GPU {gpu.index}", inert(gpu.name)))
         history = gauges.vram.get(gpu.index)
         spark = history.draw(gpu.vram_total_bytes) if history and snapshot.source == "measured" else ""
         used = _used_of(gpu.vram_used_bytes, gpu.vram_total_bytes)
-        lines.append(_line("VRAM", _gauge(used, spark, f"{gib(gpu.vram_free_bytes)} free")))
+        lines.append(_line("VRAM", _gauge(used, spark, f"{gib(gpu.vram_free_bytes)} free", colour)))
         lines.append(_line("", Text(_gpu_details(gpu), style="dim")))
     return lines
 
@@ -266,11 +286,11 @@ def _gpu_details(gpu: GpuInfo) -> str:
     return " · ".join(details)
 
 
-def _rate_line(gauges: Gauges, streaming: bool) -> Text:
+def _rate_line(gauges: Gauges, streaming: bool, colour: str) -> Text:
     if gauges.last_rate is None:
         return _line("tok/s", Text("no reply yet", style="dim"))
     value = f"{gauges.last_rate:.1f}"
-    return _line("tok/s", _gauge(value, gauges.tokens.draw(), "now" if streaming else "last reply"))
+    return _line("tok/s", _gauge(value, gauges.tokens.draw(), "now" if streaming else "last reply", colour))
 
 
 def _used_of(used: int, total: int) -> str:

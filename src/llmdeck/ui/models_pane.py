@@ -17,6 +17,7 @@ from textual.widgets.data_table import CellDoesNotExist
 from llmdeck.fit.report import FitRow
 from llmdeck.ollama_api import InstalledModel
 from llmdeck.sanitize import inert
+from llmdeck.ui.palette import Tone, follow_theme, tone
 from llmdeck.units import GIB, decimal_size
 
 
@@ -44,7 +45,7 @@ def parameter_count(text: str) -> float:
 
 
 VERDICT_RANK = {"gpu": 3, "partial": 2, "cpu": 1, "none": 0}
-VERDICT_STYLE = {"gpu": "green", "partial": "yellow", "cpu": "dark_orange", "none": "red"}
+VERDICT_TONE: dict[str, Tone] = {"gpu": "success", "partial": "warning", "cpu": "accent", "none": "error"}
 
 
 def _verdict(row: ModelRow) -> int:
@@ -129,6 +130,7 @@ class ModelsPane(DataTable[str | Text]):
     def on_mount(self) -> None:
         for column in COLUMNS:
             self.add_column(column.label, key=column.key)
+        follow_theme(self, self._render_rows)
 
     def show_models(self, models: list[InstalledModel], active: str | None) -> None:
         self._models = list(models)
@@ -218,10 +220,10 @@ class ModelsPane(DataTable[str | Text]):
             marker = "● " if chosen else "  "
             label = Text(marker + inert(model.name), style="bold" if chosen else "")
             if self._on_disk is not None and model.name not in self._on_disk:
-                label.append(" (not in store)", style="yellow")
+                label.append(" (not in store)", style=tone(self, "warning"))
             self.add_row(
                 label,
-                *_fit_cells(row.fit),
+                *_fit_cells(row.fit, {verdict: tone(self, name) for verdict, name in VERDICT_TONE.items()}),
                 decimal_size(model.size_bytes),
                 inert(model.parameter_size) or "?",
                 inert(model.quantization) or "?",
@@ -248,11 +250,11 @@ class ModelsPane(DataTable[str | Text]):
             return None
 
 
-def _fit_cells(fit: FitRow | None) -> tuple[Text, str, str | Text, str]:
+def _fit_cells(fit: FitRow | None, verdict_colours: dict[str, str]) -> tuple[Text, str, str | Text, str]:
     if fit is None:
         return Text("…", style="dim", justify="left"), "", "", ""
     plan = fit.plan
-    verdict = Text(plan.verdict, style=VERDICT_STYLE[plan.verdict], justify="left")
+    verdict = Text(plan.verdict, style=verdict_colours[plan.verdict], justify="left")
     layers = f"{plan.num_gpu}/{plan.layers_total}"
     if fit.tokens_per_s is None:
         speed: str | Text = "?"

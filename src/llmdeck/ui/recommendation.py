@@ -21,7 +21,8 @@ class RecommendationLine(Static):
 
     def show(self, recommendations: Recommendations) -> None:
         text = Text("Suggested ", style="bold")
-        text.append("(largest from the catalog that runs here)\n", style="dim")
+        # Not dim: the widget is muted already, and dim on muted is unreadable on a light theme.
+        text.append("(largest from the catalog that runs here)\n")
         text.append_text(_describe("all on GPU", recommendations.full_gpu))
         text.append("\n")
         text.append_text(_describe("partly on GPU", recommendations.partial))
