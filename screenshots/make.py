@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import faulthandler
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,11 +29,15 @@ from llmdeck.ui.chat_pane import ChatPane  # noqa: E402
 
 SIZE = (120, 40)
 HANG_AFTER_S = 90
+STATES = ("main.svg", "light.svg", "help.svg", "streaming.svg", "chat.svg", "offline.svg")
+# The app remembers theme and model choices: never in the real state folder of whoever runs this.
+STATE_DIR = tempfile.TemporaryDirectory(prefix="llmdeck-screenshots-")
 
 
 def build(host: str) -> LlmdeckApp:
     probe = StaticProbe(HardwareSnapshot.load(DATA / "workstation-rtx4090.json"))
-    return create_app(OllamaService(host), probe, fast_settings(host))
+    state_file = Path(STATE_DIR.name) / "state.toml"
+    return create_app(OllamaService(host), probe, fast_settings(host), state_file=state_file)
 
 
 async def online_states(out: Path) -> None:
@@ -45,8 +50,22 @@ async def online_states(out: Path) -> None:
             await wait_until(lambda: app.query_one("#models").row_count > 0)
             await pilot.pause()
             app.save_screenshot("main.svg", str(out))
+            app.theme = "llmdeck-light"
+            await pilot.pause()
+            app.save_screenshot("light.svg", str(out))
+            app.theme = "llmdeck-dark"
+            await pilot.press("f1")
+            await pilot.pause()
+            app.save_screenshot("help.svg", str(out))
+            await pilot.press("escape")
+            standin.default_reply = Reply(token_delay_s=0.04)
             await pilot.press(*"Tell me about llamas", "enter")
             chat = app.query_one(ChatPane)
+            await wait_until(
+                lambda: chat.streaming and "streaming" in str(chat.query_one("#chat-status").render())
+            )
+            await pilot.pause(1.0)
+            app.save_screenshot("streaming.svg", str(out))
             await wait_until(
                 lambda: not chat.streaming and "tok/s" in str(chat.query_one("#chat-status").render())
             )
@@ -75,7 +94,7 @@ def main() -> None:
     asyncio.run(online_states(out))
     asyncio.run(offline_state(out))
     faulthandler.cancel_dump_traceback_later()
-    for name in ("main.svg", "chat.svg", "offline.svg"):
+    for name in STATES:
         print(out / name)
 
 

@@ -80,7 +80,7 @@ def test_screenshot_script_renders_every_state(tmp_path: Path) -> None:
         warnings.warn(f"screenshots/make.py hung once:\n{result.stderr[-6000:]}", stacklevel=1)
         result = render_screenshots(tmp_path)
     assert result.returncode == 0, result.stderr[-6000:]
-    for name in ("main.svg", "chat.svg", "offline.svg"):
+    for name in ("main.svg", "light.svg", "help.svg", "streaming.svg", "chat.svg", "offline.svg"):
         svg = (tmp_path / name).read_text(encoding="utf-8")
         assert svg.startswith("<svg")
     assert "Cannot&#160;reach&#160;Ollama" in (tmp_path / "offline.svg").read_text(encoding="utf-8")

@@ -97,20 +97,25 @@ def two_gpus_loading_a_model() -> list[HardwareSnapshot]:
     """A 70B model split across an RTX 3090 and an RTX 3060 loads, then decodes."""
     final = replace(HardwareSnapshot.load(DATA / "workstation-2gpus.json"), source="measured")
     samples = []
+    desktop = 600 * 1024**2  # what the desktop holds before the model loads
     for step in range(18):
         share = min(1.0, step / 10)
-        gpus = tuple(
-            replace(
-                gpu,
-                vram_used_bytes=int(600 * 1024**2 + share * (gpu.vram_used_bytes - 600 * 1024**2)),
-                vram_free_bytes=gpu.vram_total_bytes
-                - int(600 * 1024**2 + share * (gpu.vram_used_bytes - 600 * 1024**2)),
-                utilization_percent=0 if step < 10 else gpu.utilization_percent,
+        gpus = []
+        for gpu in final.gpu.gpus:
+            runner = int(share * (gpu.vram_used_bytes - desktop))
+            # The runner is what fills the card, so free + runner (what plans count) stays the
+            # same in every sample: the plans on screen do not depend on which sample came first.
+            gpus.append(
+                replace(
+                    gpu,
+                    vram_used_bytes=desktop + runner,
+                    vram_free_bytes=gpu.vram_total_bytes - desktop - runner,
+                    runner_vram_bytes=runner,
+                    utilization_percent=0 if step < 10 else gpu.utilization_percent,
+                )
             )
-            for gpu in final.gpu.gpus
-        )
         cpu = replace(final.cpu, load_percent=float([5, 40, 85, 60][step % 4] if step < 10 else 12))
-        samples.append(replace(final, cpu=cpu, gpu=replace(final.gpu, gpus=gpus)))
+        samples.append(replace(final, cpu=cpu, gpu=replace(final.gpu, gpus=tuple(gpus))))
     return samples
 
 

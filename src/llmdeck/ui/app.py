@@ -17,6 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.dom import DOMNode
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
@@ -40,11 +41,12 @@ from llmdeck.locality import is_local_host
 from llmdeck.offload_check import OffloadCheck
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable, RunningModel
 from llmdeck.sanitize import inert
-from llmdeck.state import StateError, load_state, state_path, update_state
+from llmdeck.state import State, StateError, load_state, state_path, update_state
 from llmdeck.store import blob_paths_from_modelfile
 from llmdeck.store.report import inspect_store
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.hardware_pane import HardwarePane
+from llmdeck.ui.help_screen import HelpScreen, binding_rows
 from llmdeck.ui.messages import (
     HardwareFailed,
     HardwareSampled,
@@ -113,6 +115,8 @@ class LlmdeckApp(App[None]):
         Binding("ctrl+r", "reload", "Refresh", id="app.refresh"),
         Binding("f2", "focus_models", "Models", id="models.focus"),
         Binding("f3", "focus_chat", "Chat", id="chat.focus"),
+        Binding("f4", "next_theme", "Theme", id="app.theme"),
+        Binding("f1,question_mark", "help", "Keys", id="app.help"),
     ]
 
     def __init__(
@@ -147,7 +151,8 @@ class LlmdeckApp(App[None]):
         self.specs: dict[str, ModelSpec] = {}
         self.blob_paths: dict[str, list[Path]] = {}
         self.fits: dict[str, FitRow] = {}
-        self.num_ctx: int | None = None
+        self.num_ctx: int | None = settings.num_ctx
+        self.own_themes: list[str] = []
         self.gpu_layers: dict[str, int] = {}
         # The plan picks the chat's first model once; after that only the user changes it.
         self.model_preselected = False
@@ -214,10 +219,15 @@ class LlmdeckApp(App[None]):
         themes, problems = bundled_themes()
         for theme in themes:
             self.register_theme(theme)
-        if DEFAULT_THEME in self.available_themes:
-            self.theme = DEFAULT_THEME
+        self.own_themes = [theme.name for theme in themes]
+        self.theme = self._initial_theme()
+        self.watch(self, "theme", self._theme_changed, init=False)
         for problem in problems:
             self.notify(problem, title="Theme not loaded", severity="warning", timeout=10)
+        self._apply_keymap()
+        for problem in self.settings.config_problems:
+            # Not markup: a message quotes "[keymap]" and values from the file as they are.
+            self.notify(problem, title="Config not fully used", severity="warning", timeout=30, markup=False)
         if self.state_problem:
             self.notify(self.state_problem, title="Saved state not used", severity="warning", timeout=15)
         self._run_sampler()
@@ -299,17 +309,21 @@ class LlmdeckApp(App[None]):
                 message.model, message.measured_tokens_per_s, message.estimated_tokens_per_s
             )
 
-    @work(thread=True, group="state", exit_on_error=False)
     def _record_calibration(self, model: str, measured: float, estimated: float) -> None:
         host = self.ollama.host
+        self._save_state(
+            lambda state: state.record_calibration(host, model, measured, estimated), replan=True
+        )
+
+    @work(thread=True, group="state", exit_on_error=False)
+    def _save_state(self, change: Callable[[State], object], replan: bool = False) -> None:
+        """Change llmdeck's state file (read afresh, changed, written atomically) off the UI thread."""
         try:
-            state = update_state(
-                self.state_file, lambda state: state.record_calibration(host, model, measured, estimated)
-            )
+            state = update_state(self.state_file, change)
         except StateError as error:
             self.post_message(StateSaved(None, str(error)))
             return
-        self.post_message(StateSaved(state, None))
+        self.post_message(StateSaved(state, None, replan=replan))
 
     @while_mounted
     def on_state_saved(self, message: StateSaved) -> None:
@@ -318,7 +332,79 @@ class LlmdeckApp(App[None]):
             self.notify(problem, title="Calibration not saved", severity="warning")
             return
         self.state = message.state
-        self._replan()
+        if message.replan:
+            self._replan()
+
+    # Themes and keys
+
+    def _initial_theme(self) -> str:
+        """The theme last chosen with F4 or the palette, unless config.toml names another since."""
+        configured = self.settings.theme
+        chosen = self.state.theme
+        candidate: str
+        if configured and self.state.extra.get("theme_config") != configured:
+            candidate = configured
+        else:
+            candidate = chosen or configured or DEFAULT_THEME
+        if candidate not in self.available_themes:
+            self.notify(
+                f"theme {candidate!r} is not installed; using {DEFAULT_THEME}. "
+                f"Themes: {', '.join(sorted(self.available_themes))}",
+                title="Unknown theme",
+                severity="warning",
+                timeout=15,
+            )
+            candidate = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+        return candidate
+
+    def _theme_changed(self, name: str) -> None:
+        configured = self.settings.theme
+
+        def remember(state: State) -> None:
+            state.theme = name
+            # Which config value this choice overrode: a later edit of config.toml wins again.
+            if configured:
+                state.extra["theme_config"] = configured
+            else:
+                state.extra.pop("theme_config", None)
+
+        self._save_state(remember)
+
+    def action_next_theme(self) -> None:
+        names = [name for name in self.own_themes if name in self.available_themes]
+        if not names:
+            return
+        following = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
+        self.theme = following
+        self.notify(f"theme {following} (ctrl+p → themes for Textual's own)", timeout=3)
+
+    def _binding_owners(self) -> list[tuple[str, DOMNode]]:
+        return [("anywhere", self), ("model list", self.query_one(ModelsPane))]
+
+    def _apply_keymap(self) -> None:
+        keymap = dict(self.settings.keymap)
+        if not keymap:
+            return
+        known = {binding_id for _, _, _, binding_id in binding_rows(self._binding_owners())}
+        unknown = sorted(set(keymap) - known)
+        for binding_id in unknown:
+            del keymap[binding_id]
+        if unknown:
+            self.notify(
+                f"[keymap] names no binding {', '.join(unknown)}; F1 lists the binding ids",
+                title="Keymap",
+                severity="warning",
+                timeout=20,
+                markup=False,
+            )
+        self.set_keymap(keymap)
+
+    def action_help(self) -> None:
+        where = self.settings.config_path or "config.toml"
+        hint = (
+            f'Remap keys in the [keymap] table of {where}: binding id = "keys", e.g. "app.quit" = "ctrl+x".'
+        )
+        self.push_screen(HelpScreen(binding_rows(self._binding_owners()), hint))
 
     @while_mounted
     def on_hardware_failed(self, message: HardwareFailed) -> None:
@@ -444,7 +530,12 @@ class LlmdeckApp(App[None]):
         if self.plan_snapshot is None:
             return
         target = build_target(self.plan_snapshot)
-        request = FitRequest(num_ctx=self.num_ctx, ollama_version=self.server_version)
+        request = FitRequest(
+            num_ctx=self.num_ctx,
+            ollama_version=self.server_version,
+            kv_cache_type=self.settings.kv_cache_type,
+            gpu_overhead_bytes=self.settings.gpu_overhead_bytes,
+        )
         if self.server_version is None and not self.store_inspected_offline:
             pass  # the server's version decides how layers are placed: wait for it, or for "down"
         elif self.recommended_once:
@@ -469,8 +560,12 @@ class LlmdeckApp(App[None]):
         chat = self.query_one(ChatPane)
         if not self.model_preselected and not chat.has_history:
             self.model_preselected = True
-            preferred = preferred_model(self.fits)
+            preferred = self._first_model()
             if preferred is not None:
+                saved_context = self.state.contexts.get(preferred)
+                if saved_context and saved_context != self.num_ctx:
+                    self.num_ctx = saved_context  # the context last used with this model
+                    self.call_later(self._replan)
                 self.query_one(ModelsPane).set_active(preferred)
                 chat.use_model(preferred)
         self._offer_plan(explicit)
@@ -503,13 +598,42 @@ class LlmdeckApp(App[None]):
     @on(ModelsPane.ModelChosen)
     def _model_chosen(self, message: ModelsPane.ModelChosen) -> None:
         self.model_preselected = True
-        self.query_one(ChatPane).use_model(message.name)
-        self._offer_plan(explicit=True)
+        name = message.name
+        self.query_one(ChatPane).use_model(name)
+
+        def remember(state: State) -> None:
+            state.last_model = name
+
+        self._save_state(remember)
+        saved_context = self.state.contexts.get(name)
+        if saved_context and saved_context != self.num_ctx:
+            self.num_ctx = saved_context
+            self._replan(explicit=True)
+        else:
+            self._offer_plan(explicit=True)
         self.action_focus_chat()
+
+    def _first_model(self) -> str | None:
+        """config.toml's default model, else the one last chosen, else the plan's pick; if installed."""
+        for name in (self.settings.default_model, self.state.last_model):
+            if name and name in self.fits:
+                return name
+        return preferred_model(self.fits)
 
     @on(ModelsPane.ContextCycled)
     def _context_cycled(self, message: ModelsPane.ContextCycled) -> None:
         self.num_ctx = next_context(self.num_ctx)
+        chat = self.query_one(ChatPane)
+        if chat.session is not None:
+            model, num_ctx = chat.session.model, self.num_ctx
+
+            def remember(state: State) -> None:
+                if num_ctx is None:
+                    state.contexts.pop(model, None)
+                else:
+                    state.contexts[model] = num_ctx
+
+            self._save_state(remember)
         self._replan(explicit=True)
 
     @on(ModelsPane.GpuLayersStepped)

@@ -102,6 +102,11 @@ class ChatPane(Vertical):
     ChatPane #chat-alarm.shown {
         display: block;
     }
+    ChatPane #chat-alarm:ansi {
+        /* ANSI themes drop the tint's transparency: a solid colour needs its own text colour. */
+        background: ansi_yellow;
+        color: ansi_black;
+    }
     ChatPane #prompt {
         dock: bottom;
     }

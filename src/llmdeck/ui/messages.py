@@ -95,7 +95,8 @@ class LocalityChecked(Message):
 class StateSaved(Message):
     """llmdeck's state file after a change (a new calibration), or why it could not be saved."""
 
-    def __init__(self, state: State | None, problem: str | None) -> None:
+    def __init__(self, state: State | None, problem: str | None, *, replan: bool = False) -> None:
         super().__init__()
         self.state = state
         self.problem = problem
+        self.replan = replan  # the change affects plans (a calibration)
