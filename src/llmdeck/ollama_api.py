@@ -14,13 +14,34 @@ from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
-import ollama
 import pydantic
 
 from llmdeck.sanitize import inert
+
+
+def _import_ollama() -> Any:
+    """The `ollama` package builds a default client from `OLLAMA_HOST` when imported, and raises
+    on a value it cannot read (a bad port) even when llmdeck was given `--host`. llmdeck never
+    uses that client: import the package with the variable hidden, then put it back."""
+    try:
+        import ollama as package
+    except ValueError:
+        saved = os.environ.pop("OLLAMA_HOST", None)
+        try:
+            import ollama as package
+        finally:
+            if saved is not None:
+                os.environ["OLLAMA_HOST"] = saved
+    return package
+
+
+if TYPE_CHECKING:
+    import ollama
+else:
+    ollama = _import_ollama()
 
 # Listing models or asking the version answers in milliseconds; waiting longer means trouble.
 QUERY_TIMEOUT_S = 15.0
