@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,7 +56,11 @@ def test_main_screen(snap_compare: Any, standin: OllamaStandIn, recorded_probe: 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
 
-def test_offline_banner(snap_compare: Any, recorded_probe: StaticProbe) -> None:
+def test_offline_banner(
+    snap_compare: Any, recorded_probe: StaticProbe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The banner offers F5 when an `ollama` is on PATH: the picture must not depend on the machine.
+    monkeypatch.setenv("PATH", str(tmp_path))
     # A fixed address, so the banner text is the same on every run; nothing listens on port 9.
     host = "http://127.0.0.1:9"
     app = create_app(OllamaService(host, connect_timeout_s=0.5), recorded_probe, fast_settings(host))

@@ -37,6 +37,7 @@ from llmdeck.fit.session import (
 from llmdeck.fit.spec import ModelSpec
 from llmdeck.fit.target import Target, build_target
 from llmdeck.hardware import HardwareProbe, HardwareSnapshot
+from llmdeck.launcher import LaunchError, ServeLauncher, find_ollama
 from llmdeck.locality import is_local_host
 from llmdeck.offload_check import OffloadCheck
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable, RunningModel
@@ -47,6 +48,7 @@ from llmdeck.store.report import inspect_store
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.hardware_pane import HardwarePane
 from llmdeck.ui.help_screen import HelpScreen, binding_rows
+from llmdeck.ui.log_screen import LogScreen
 from llmdeck.ui.messages import (
     HardwareFailed,
     HardwareSampled,
@@ -117,6 +119,8 @@ class LlmdeckApp(App[None]):
         Binding("f3", "focus_chat", "Chat", id="chat.focus"),
         Binding("f4", "next_theme", "Theme", id="app.theme"),
         Binding("f1,question_mark", "help", "Keys", id="app.help"),
+        Binding("f5", "start_ollama", "Start Ollama", id="ollama.start"),
+        Binding("f9", "server_log", "Server log", id="ollama.log"),
     ]
 
     def __init__(
@@ -140,6 +144,8 @@ class LlmdeckApp(App[None]):
         self.running: list[RunningModel] | None = None
         self.offload_check = OffloadCheck()
         self.running_polled_at = 0.0
+        self.launcher: ServeLauncher | None = None
+        self.store_path: Path | None = None
         self.sample_now = threading.Event()
         self.sampling_stopped = threading.Event()
         self.probe_lock = threading.Lock()
@@ -237,6 +243,9 @@ class LlmdeckApp(App[None]):
     async def on_unmount(self) -> None:
         self.sampling_stopped.set()
         self.sample_now.set()
+        if self.launcher is not None:
+            # Only the server llmdeck started; one the user started keeps running.
+            await asyncio.to_thread(self.launcher.stop)
         await self.ollama.aclose()
         # Not while the sampler is inside the driver, unless the driver hangs: closing must end.
         locked = self.probe_lock.acquire(timeout=PROBE_CLOSE_WAIT_S)
@@ -334,6 +343,64 @@ class LlmdeckApp(App[None]):
         self.state = message.state
         if message.replan:
             self._replan()
+
+    # Starting Ollama when it is not running
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start_ollama":
+            return self.server_version is None  # offered (and shown) only while none answers
+        if action == "server_log":
+            return self.launcher is not None  # only for a server llmdeck started
+        return True
+
+    def action_start_ollama(self) -> None:
+        host = self.ollama.host
+        if self.server_version is not None:
+            self.notify(f"Ollama already answers at {host}.", markup=False)
+            return
+        if not self.server_is_local:
+            self.notify(f"{host} is another machine: start Ollama there.", severity="warning", markup=False)
+            return
+        executable = find_ollama()
+        if executable is None:
+            self.notify(
+                "No ollama executable on PATH: install Ollama from https://ollama.com/download.",
+                severity="error",
+                markup=False,
+            )
+            return
+        if self.launcher is not None and self.launcher.running:
+            self.notify("ollama serve is starting; the log is on F9.", markup=False)
+            return
+        self.launcher = ServeLauncher(executable, host, models_dir=self.store_path)
+        self.refresh_bindings()
+        self._launch(self.launcher)
+
+    @work(thread=True, group="launch", exit_on_error=False)
+    def _launch(self, launcher: ServeLauncher) -> None:
+        # Looking for other servers and starting a process both block: a thread.
+        try:
+            pid = launcher.start()
+        except LaunchError as error:
+            self.call_from_thread(
+                self.notify, str(error), title="Ollama not started", severity="error", markup=False
+            )
+            return
+        models = f", OLLAMA_MODELS={launcher.models_dir}" if launcher.models_dir else ""
+        self.call_from_thread(
+            self.notify,
+            f"started ollama serve (pid {pid}{models}); F9 shows its log ({launcher.log_path})",
+            title="Ollama",
+            markup=False,
+        )
+        self.call_from_thread(self._connect)  # look now rather than after the backoff
+
+    def action_server_log(self) -> None:
+        launcher = self.launcher
+        if launcher is None:
+            self.notify("llmdeck has not started a server; F5 starts one when none answers.", markup=False)
+            return
+        self.push_screen(LogScreen(f"ollama serve log · {launcher.log_path}", launcher.log_tail(200)))
 
     # Themes and keys
 
@@ -456,9 +523,15 @@ class LlmdeckApp(App[None]):
         text.append(" or ")
         text.append("OLLAMA_HOST", style="bold")
         text.append(". Reconnecting by itself…")
+        executable = find_ollama()
+        if executable is not None and self.server_is_local:
+            text.append("\nPress ")
+            text.append("F5", style="bold")
+            text.append(f" to start ollama serve ({inert(str(executable))}) here.")
         banner.update(text)
         banner.add_class("shown")
         self.server_version = None
+        self.refresh_bindings()
         self.sub_title = f"v{__version__} · Ollama not reachable"
         self.query_one(ChatPane).set_online(False)
         self.query_one(ModelsPane).show_unavailable("Ollama not reachable")
@@ -474,6 +547,7 @@ class LlmdeckApp(App[None]):
     def on_server_online(self, message: ServerOnline) -> None:
         self.query_one(OfflineBanner).remove_class("shown")
         self.server_version = message.version
+        self.refresh_bindings()
         self.sub_title = f"v{__version__} · Ollama {message.version}"
         self.models = message.models
         chat = self.query_one(ChatPane)
@@ -508,6 +582,7 @@ class LlmdeckApp(App[None]):
 
     @while_mounted
     def on_store_inspected(self, message: StoreInspected) -> None:
+        self.store_path = message.report.decision.path
         self.query_one(StorePanel).show(message.report)
         on_disk = {model.name for model in message.report.contents.models}
         self.query_one(ModelsPane).mark_store(on_disk if message.report.contents.exists else None)
