@@ -10,18 +10,9 @@ waits for the model list, lets it settle, then reads the process's CPU time over
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
-import os
-import pty
-import select
-import shutil
 import statistics
-import struct
-import subprocess
 import sys
-import termios
-import threading
 import time
 from pathlib import Path
 
@@ -30,61 +21,20 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from ollama_standin import start_standin
-
-MARKER = b"qwen2.5:14b"
+from terminal import MARKER, Terminal, find_llmdeck
 
 
 def idle_cost(command: list[str], seconds: float, settle_s: float = 4.0) -> tuple[float, int]:
     """CPU percent of one core and terminal bytes per second, measured after the screen settled."""
-    main, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
-    process = subprocess.Popen(command, stdin=child, stdout=child, stderr=child, env=env, close_fds=True)
-    os.close(child)
-    written = [0]
-    seen = bytearray()
-    stop = threading.Event()
-
-    def drain() -> None:
-        # A terminal that is not read blocks the app; read everything, as a terminal would.
-        while not stop.is_set():
-            ready, _, _ = select.select([main], [], [], 0.05)
-            if ready:
-                try:
-                    chunk = os.read(main, 65536)
-                except OSError:
-                    return
-                written[0] += len(chunk)
-                if len(seen) < 1_000_000:
-                    seen.extend(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 20
-        while MARKER not in seen:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the model list never appeared")
-            time.sleep(0.05)
+    with Terminal(command) as terminal:
+        terminal.wait_for(MARKER)
         time.sleep(settle_s)
-        watched = psutil.Process(process.pid)
-        before = watched.cpu_times()
-        bytes_before = written[0]
-        started = time.monotonic()
+        watched = psutil.Process(terminal.process.pid)
+        before, bytes_before, started = watched.cpu_times(), terminal.written, time.monotonic()
         time.sleep(seconds)
-        after = watched.cpu_times()
-        elapsed = time.monotonic() - started
+        after, elapsed = watched.cpu_times(), time.monotonic() - started
         cpu = (after.user + after.system - before.user - before.system) / elapsed * 100
-        return cpu, int((written[0] - bytes_before) / elapsed)
-    finally:
-        os.write(main, b"\x11")  # ctrl+q
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        stop.set()
-        reader.join()
-        os.close(main)
+        return cpu, int((terminal.written - bytes_before) / elapsed)
 
 
 def main() -> None:
@@ -93,9 +43,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("extra", nargs="*", help="more llmdeck arguments (after --)")
     args = parser.parse_args()
-    llmdeck = shutil.which("llmdeck", path=str(Path(sys.executable).parent)) or shutil.which("llmdeck")
-    if llmdeck is None:
-        raise SystemExit("llmdeck is not installed in this environment")
+    llmdeck = find_llmdeck()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # its request log would bury the table
     standin = start_standin()
     try:
