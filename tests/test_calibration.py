@@ -109,6 +109,6 @@ async def test_a_state_file_that_cannot_be_written_is_reported_and_the_app_runs_
     async with app.run_test(size=(120, 40)) as pilot:
         await planned(app)
         await chat_once(app, pilot, standin)
-        await wait_until(lambda: any("Calibration not saved" in str(n.title) for n in app._notifications))
+        await wait_until(lambda: any("state not saved" in str(n.title) for n in app._notifications))
         await chat_once(app, pilot, standin)  # still chatting
     assert blocked.read_text() == "a file where the state directory should be\n"

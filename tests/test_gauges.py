@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -182,3 +183,30 @@ def _printed(renderable: object) -> str:
     console = Console(width=120, file=io.StringIO())
     console.print(renderable)
     return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+class BrokenProbe:
+    """Fails once, then hangs until closed: the failure is said exactly once."""
+
+    def __init__(self) -> None:
+        self.failed = False
+        self.closed = threading.Event()
+
+    def snapshot(self) -> HardwareSnapshot:
+        if self.failed:
+            self.closed.wait()
+            raise OSError(5, "closed")
+        self.failed = True
+        raise OSError(5, "Input/output error")
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+async def test_a_failed_probe_is_said_and_stays_said_across_a_theme_change(standin: OllamaStandIn) -> None:
+    app = create_app(OllamaService(standin.url), BrokenProbe(), quick(fast_settings(standin.url)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(lambda: "hardware probe failed: OSError" in pane_text(app))
+        await pilot.press("f4")
+        await pilot.pause()
+        assert "hardware probe failed: OSError" in pane_text(app)

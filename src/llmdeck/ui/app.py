@@ -337,8 +337,9 @@ class LlmdeckApp(App[None]):
     @while_mounted
     def on_state_saved(self, message: StateSaved) -> None:
         if message.state is None:
+            # Calibrations, the theme and the last model all go there; chatting goes on without.
             problem = message.problem or "state not saved"
-            self.notify(problem, title="Calibration not saved", severity="warning")
+            self.notify(problem, title="llmdeck's state not saved", severity="warning", markup=False)
             return
         self.state = message.state
         if message.replan:

@@ -93,6 +93,10 @@ class HardwarePane(Widget):
 
     def _theme_changed(self) -> None:
         self._take_tones()
+        if self.snapshot is None:
+            self._strips = [None] * len(self._lines)  # a message, not gauges: keep it, repaint it
+            self.refresh()
+            return
         self._lines, self._strips = [], []  # every line is built again in the new colours
         self._draw()
 
