@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar, cast
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
@@ -61,6 +61,7 @@ from llmdeck.ui.messages import (
     StateSaved,
     StoreInspected,
 )
+from llmdeck.ui.model_manager import ModelManagement
 from llmdeck.ui.models_pane import ModelsPane
 from llmdeck.ui.recommendation import RecommendationLine
 from llmdeck.ui.store_panel import StorePanel
@@ -106,7 +107,7 @@ class OfflineBanner(Static):
     """
 
 
-class LlmdeckApp(App[None]):
+class LlmdeckApp(ModelManagement):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "llmdeck"
     AUTO_FOCUS = "#prompt"
