@@ -6,7 +6,13 @@ talks real HTTP to it. What it reproduces, from Ollama's `server/routes.go` and 
   line with `done: true`, `done_reason` and nanosecond durations measured while it streamed;
 - errors before output are `{"error": "..."}` bodies with Ollama's status codes (404 for an unknown
   model); errors after output are an `{"error": "..."}` line in a 200 stream;
-- `/api/version`, `/api/tags`, `/api/show`, `/api/ps` with Ollama's field names.
+- `/api/version`, `/api/tags`, `/api/show`, `/api/ps` with Ollama's field names;
+- `/api/pull` streams progress NDJSON (`pulling manifest`, per layer `pulling <digest[7:19]>` with
+  `digest`, `total`, `completed`, then `verifying sha256 digest`, `writing manifest`, `success`);
+  like Ollama, a model the registry does not have is a 200 stream whose last line is
+  `{"error": "pull model manifest: file does not exist"}`, and the model is listed only once the
+  pull succeeded;
+- `/api/delete` removes a model (404 `model 'x' not found` for an unknown one).
 
 Run it by hand for the TUI: `python tests/ollama_standin.py --port 11500 --token-delay 0.03`.
 """
@@ -14,13 +20,14 @@ Run it by hand for the TUI: `python tests/ollama_standin.py --port 11500 --token
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +73,11 @@ class StandInModel:
     digest: str
     # The catalog tag whose architecture this model has; /api/show describes its GGUF from it.
     catalog: str | None = None
+    # What /api/show adds about the model: its license text, its Modelfile's PARAMETER lines (as
+    # Ollama prints them: name padded, then value) and what it can do.
+    license: str = ""
+    parameters: str = ""
+    capabilities: tuple[str, ...] = ("completion",)
 
     def details(self) -> dict[str, Any]:
         return {
@@ -138,6 +150,61 @@ DEFAULT_MODELS: tuple[StandInModel, ...] = (
 )  # fmt: skip
 
 
+def library_model(name: str, size: int | None = None) -> StandInModel | None:
+    """The model a pull of `name` installs, when it is in llmdeck's catalog of library models."""
+    try:
+        entry, quant, _ = load_catalog().resolve(name)
+    except LookupError:
+        return None
+    tag = name if ":" in name else f"{name}:latest"
+    return StandInModel(
+        tag,
+        size if size is not None else entry.spec(quant).file_bytes,
+        f"{entry.parameters / 1e9:.1f}B",
+        quant,
+        entry.architecture.architecture,
+        hashlib.sha256(tag.encode()).hexdigest(),
+        catalog=name,
+    )
+
+
+UNKNOWN_MODEL_ERROR = "pull model manifest: file does not exist"
+DISK_FULL_ERROR = (
+    "write /root/.ollama/models/blobs/sha256-6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa"
+    "-partial-0: no space left on device"
+)
+
+
+@dataclass
+class Pull:
+    """What the next `/api/pull` does; the defaults pull a library model at once."""
+
+    # The weights' bytes; None: the catalog's size for the model (or 1 GB outside the catalog).
+    total_bytes: int | None = None
+    # Progress lines for the weights' layer, and the pause before each.
+    chunks: int = 10
+    chunk_delay_s: float = 0.0
+    # After this many lines of the 200 stream: an error line, as Ollama sends it mid-pull.
+    error_after_lines: int | None = None
+    error_message: str = DISK_FULL_ERROR
+    # Before any output: an HTTP error with Ollama's JSON body (a plain 404, a 500).
+    status: int = 200
+    status_error: str = ""
+
+
+@dataclass
+class PullRecord:
+    """What one pull stream did."""
+
+    model: str
+    lines_sent: int = 0
+    completed_bytes: int = 0
+    succeeded: bool = False
+    finished: bool = False
+    closed_by_client: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 @dataclass
 class Reply:
     """What the next `/api/chat` answers; the defaults are a healthy, instant reply."""
@@ -187,6 +254,13 @@ class OllamaStandIn:
         self.default_reply = Reply()
         self.chat_requests: list[dict[str, Any]] = []
         self.streams: list[StreamRecord] = []
+        # What a pull may install beyond the catalog's models, by name.
+        self.library: dict[str, StandInModel] = {}
+        self.pulls: deque[Pull] = deque()
+        self.default_pull = Pull()
+        self.pull_requests: list[dict[str, Any]] = []
+        self.pull_records: list[PullRecord] = []
+        self.delete_requests: list[dict[str, Any]] = []
         self.loaded: dict[str, datetime] = {}
         self._lock = threading.Lock()
         server.no_handler_status_code = 404
@@ -195,6 +269,8 @@ class OllamaStandIn:
         server.expect_request("/api/show", method="POST").respond_with_handler(self._show)
         server.expect_request("/api/ps", method="GET").respond_with_handler(self._ps)
         server.expect_request("/api/chat", method="POST").respond_with_handler(self._chat)
+        server.expect_request("/api/pull", method="POST").respond_with_handler(self._pull)
+        server.expect_request("/api/delete", method="DELETE").respond_with_handler(self._delete)
 
     @property
     def url(self) -> str:
@@ -218,7 +294,8 @@ class OllamaStandIn:
                         "digest": model.digest,
                         "details": model.details(),
                     }
-                    for index, model in enumerate(self.models.values())
+                    # A copy: a pull may add a model from the server's other thread meanwhile.
+                    for index, model in enumerate(list(self.models.values()))
                 ]
             }
         )
@@ -233,13 +310,15 @@ class OllamaStandIn:
         answer: dict[str, Any] = {
             "modelfile": '# Modelfile generated by "ollama show"\n'
             + f"FROM {self.store_root}/blobs/sha256-{model.digest}\n",
-            "parameters": "",
+            "parameters": model.parameters,
             "template": "{{ .Prompt }}",
             "details": model.details(),
             "model_info": model.model_info(verbose),
-            "capabilities": ["completion"],
+            "capabilities": list(model.capabilities),
             "modified_at": datetime.now(UTC).isoformat(),
         }
+        if model.license:
+            answer["license"] = model.license  # omitempty in Ollama's ShowResponse
         if verbose:
             answer["tensors"] = model.tensors()
         return _json(answer)
@@ -249,7 +328,9 @@ class OllamaStandIn:
             loaded = dict(self.loaded)
         entries = []
         for name, expires in loaded.items():
-            model = self.models[name]
+            model = self.models.get(name)
+            if model is None:
+                continue  # removed while loaded
             entries.append(
                 {
                     "name": name,
@@ -275,12 +356,13 @@ class OllamaStandIn:
             return _error(404, f"model '{name}' not found")
         if not body.get("messages"):
             # An empty chat loads the model, or with keep_alive 0 unloads it (Ollama's API docs).
-            unload = body.get("keep_alive") in (0, "0", "0s")
+            expires = keep_alive_expiry(body.get("keep_alive"))
+            unload = expires is None
             with self._lock:
-                if unload:
+                if expires is None:
                     self.loaded.pop(name, None)
                 else:
-                    self.loaded[name] = datetime.now(UTC) + timedelta(minutes=5)
+                    self.loaded[name] = expires
             message = {"role": "assistant", "content": ""}
             done = {"model": name, "created_at": _now(), "message": message, "done_reason": "unload" if unload
                     else "load", "done": True}  # fmt: skip
@@ -298,12 +380,14 @@ class OllamaStandIn:
         self.streams.append(record)
         prompt_tokens = sum(len(split_tokens(str(m.get("content", "")))) for m in body.get("messages", []))
         return Response(
-            self._stream(name, reply, record, prompt_tokens),
+            self._stream(name, reply, record, prompt_tokens, body.get("keep_alive")),
             status=200,
             content_type="application/x-ndjson",
         )
 
-    def _stream(self, name: str, reply: Reply, record: StreamRecord, prompt_tokens: int) -> Iterator[str]:
+    def _stream(
+        self, name: str, reply: Reply, record: StreamRecord, prompt_tokens: int, keep_alive: Any = None
+    ) -> Iterator[str]:
         started = time.perf_counter_ns()
         try:
             if reply.load_delay_s:
@@ -313,7 +397,11 @@ class OllamaStandIn:
             time.sleep(prompt_tokens * 0.000_2)
             prompt_done = time.perf_counter_ns()
             with self._lock:
-                self.loaded[name] = datetime.now(UTC) + timedelta(minutes=5)
+                expires = keep_alive_expiry(keep_alive)
+                if expires is None:
+                    self.loaded.pop(name, None)
+                else:
+                    self.loaded[name] = expires
             tokens = split_tokens(reply.text)
             first_token_at: int | None = None
             for index, token in enumerate(tokens):
@@ -350,6 +438,115 @@ class OllamaStandIn:
             if not record.finished:
                 record.closed_by_client = True
             record.done.set()
+
+    def _pull(self, request: Request) -> Response:
+        body = _body(request)
+        if not isinstance(body, dict):
+            return _error(400, "invalid request body")
+        self.pull_requests.append(body)
+        name = str(body.get("model") or body.get("name") or "")
+        plan = self.pulls.popleft() if self.pulls else self.default_pull
+        if plan.status != 200:
+            return _error(plan.status, plan.status_error)
+        if not name:
+            return _error(400, "invalid model name")
+        record = PullRecord(model=name)
+        self.pull_records.append(record)
+        model = self.library.get(name) or library_model(name, plan.total_bytes)
+        if model is not None and plan.total_bytes is not None:
+            model = replace(model, size=plan.total_bytes)
+        return Response(self._pull_stream(name, model, plan, record), status=200,
+                        content_type="application/x-ndjson")  # fmt: skip
+
+    def _pull_stream(
+        self, name: str, model: StandInModel | None, plan: Pull, record: PullRecord
+    ) -> Iterator[str]:
+        """Ollama's `PullModel` progress: the manifest, each layer, the checks, success."""
+
+        def send(payload: dict[str, Any]) -> str:
+            record.lines_sent += 1
+            return json.dumps(payload, separators=(",", ":")) + "\n"
+
+        try:
+            lines = self._pull_lines(model, plan)
+            for index, payload in enumerate(lines):
+                if plan.error_after_lines is not None and index == plan.error_after_lines:
+                    yield send({"error": plan.error_message})
+                    record.finished = True
+                    return
+                if payload.get("status") == "success" and model is not None:
+                    # The manifest is written: from now on the server lists the model, never before.
+                    self.models[model.name] = model
+                    record.succeeded = True
+                if payload.get("completed") is not None and plan.chunk_delay_s and index:
+                    time.sleep(plan.chunk_delay_s)
+                yield send(payload)
+                record.completed_bytes = int(payload.get("completed") or record.completed_bytes)
+            record.finished = True
+        finally:
+            if not record.finished:
+                record.closed_by_client = True
+            record.done.set()
+
+    def _pull_lines(self, model: StandInModel | None, plan: Pull) -> Iterator[dict[str, Any]]:
+        yield {"status": "pulling manifest"}
+        if model is None:
+            yield {"error": UNKNOWN_MODEL_ERROR}
+            return
+        weights = model.size - sum(PULL_SMALL_LAYERS)
+        for index, size in enumerate((weights, *PULL_SMALL_LAYERS)):
+            digest = "sha256:" + hashlib.sha256(f"{model.name}/{index}".encode()).hexdigest()
+            status = f"pulling {digest[7:19]}"
+            # Ollama's first line for a layer has its total but no completed bytes yet.
+            yield {"status": status, "digest": digest, "total": size}
+            chunks = plan.chunks if index == 0 else 1
+            for chunk in range(1, chunks + 1):
+                yield {"status": status, "digest": digest, "total": size, "completed": size * chunk // chunks}
+        yield {"status": "verifying sha256 digest"}
+        yield {"status": "writing manifest"}
+        yield {"status": "success"}
+
+    def _delete(self, request: Request) -> Response:
+        body = _body(request)
+        if not isinstance(body, dict):
+            return _error(400, "invalid request body")
+        self.delete_requests.append(body)
+        name = str(body.get("model") or body.get("name") or "")
+        if self.models.pop(name, None) is None:
+            return _error(404, f"model '{name}' not found")
+        with self._lock:
+            self.loaded.pop(name, None)
+        return Response("null", status=200, content_type="application/json; charset=utf-8")
+
+
+# The template, license, params and config layers that follow the weights in a library manifest.
+PULL_SMALL_LAYERS = (1_429, 12_320, 110, 487)
+
+_GO_DURATION_PART = re.compile(r"([\d.]+)(ns|us|µs|ms|s|m|h)")
+_GO_UNITS_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def keep_alive_expiry(keep_alive: Any, now: datetime | None = None) -> datetime | None:
+    """When Ollama unloads a model after a request with this `keep_alive`; None: right away.
+
+    As Ollama's `api.Duration`: absent is 5 minutes, a number is seconds, a string a Go duration,
+    and anything negative is for ever (shown by `ollama ps` as "Forever").
+    """
+    now = now or datetime.now(UTC)
+    if keep_alive is None:
+        seconds = 300.0
+    elif isinstance(keep_alive, int | float):
+        seconds = float(keep_alive)
+    else:
+        text = str(keep_alive).strip()
+        sign = -1.0 if text.startswith("-") else 1.0
+        parts = _GO_DURATION_PART.findall(text.lstrip("+-"))
+        seconds = sign * sum(float(number) * _GO_UNITS_S[unit] for number, unit in parts)
+    if seconds < 0:
+        return now + timedelta(days=365 * 290)
+    if seconds == 0:
+        return None
+    return now + timedelta(seconds=seconds)
 
 
 def _body(request: Request) -> Any:
@@ -390,9 +587,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=11500)
     parser.add_argument("--token-delay", type=float, default=0.03, help="seconds between tokens")
     parser.add_argument("--load-delay", type=float, default=0.3, help="seconds before the first token")
+    parser.add_argument("--pull-delay", type=float, default=0.2, help="seconds between pull progress lines")
     args = parser.parse_args()
     standin = start_standin(args.port)
     standin.default_reply = Reply(token_delay_s=args.token_delay, load_delay_s=args.load_delay)
+    standin.default_pull = Pull(chunks=50, chunk_delay_s=args.pull_delay)
     print(f"Ollama stand-in on {standin.url} (ctrl+c stops it)", flush=True)
     try:
         threading.Event().wait()

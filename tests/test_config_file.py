@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -38,7 +39,7 @@ def test_without_a_config_file_everything_is_a_default_and_nothing_is_wrong() ->
     assert settings.config_path == default_config_path()
     assert (settings.host.value, settings.hardware_refresh_s, settings.num_ctx) == (DEFAULT_HOST, 0.5, None)
     assert (settings.kv_cache_type, settings.gpu_overhead_bytes, dict(settings.keymap)) == ("f16", 0, {})
-    assert (settings.default_model, settings.theme) == (None, None)
+    assert (settings.default_model, settings.theme, settings.keep_alive) == (None, None, None)
     assert {setting.describe() for setting in settings.provenance.values()} == {"default"}
 
 
@@ -63,6 +64,7 @@ def test_every_key_of_a_good_file_is_used_with_its_line() -> None:
         "refresh = 2\n"
         'theme = "llmdeck-light"\n'
         "gpu_overhead = 1.5\n"
+        'keep_alive = "10m"\n'
         "\n"
         "[keymap]\n"
         '"app.quit" = "ctrl+x"\n'
@@ -75,6 +77,7 @@ def test_every_key_of_a_good_file_is_used_with_its_line() -> None:
     assert (settings.num_ctx, settings.kv_cache_type, settings.hardware_refresh_s) == (8192, "q8_0", 2.0)
     assert settings.theme == "llmdeck-light"
     assert settings.gpu_overhead_bytes == int(1.5 * GIB)
+    assert settings.keep_alive == "10m"
     # A quoted id and a dotted key name the same kind of binding.
     assert dict(settings.keymap) == {"app.quit": "ctrl+x", "models.sort": "f10,s"}
     lines = {key: setting.line for key, setting in settings.provenance.items()}
@@ -86,9 +89,10 @@ def test_every_key_of_a_good_file_is_used_with_its_line() -> None:
         "refresh": 6,
         "theme": 7,
         "gpu_overhead": 8,
-        "keymap": 10,
-        "keymap.app.quit": 11,
-        "keymap.models.sort": 12,
+        "keep_alive": 9,
+        "keymap": 11,
+        "keymap.app.quit": 12,
+        "keymap.models.sort": 13,
     }
     assert {setting.path for setting in settings.provenance.values()} == {path}
     assert settings.provenance["gpu_overhead"].value == 1.5  # shown in the file's unit
@@ -150,6 +154,10 @@ def test_settings_built_by_hand_still_work() -> None:
     assert (settings.hardware_refresh_s, settings.config_problems, settings.config_path) == (0.5, (), None)
 
 
+KEEP_ALIVE_RULE = (
+    'a duration such as "5m", "1h" or "30s", a number of seconds, -1 (keep the model loaded) or 0 '
+    "(unload it after each reply)"
+)
 # Good keys before the bad one: after a bad table header they would belong to that table.
 GOOD = 'theme = "llmdeck-light"\ncontext_length = 4096\n'
 
@@ -178,9 +186,15 @@ GOOD = 'theme = "llmdeck-light"\ncontext_length = 4096\n'
         (
             "[colours]\nborder = 'red'",
             "unknown table [colours], ignored (llmdeck reads host, default_model, context_length, "
-            "kv_cache_type, refresh, theme, gpu_overhead and [keymap])",
+            "kv_cache_type, refresh, theme, gpu_overhead, keep_alive and [keymap])",
         ),
         ("keymap = 'ctrl+q'", 'keymap must be a table of binding id = "keys" lines, not "ctrl+q"'),
+        ("keep_alive = 'forever'", f'keep_alive must be {KEEP_ALIVE_RULE}, not "forever"'),
+        ("keep_alive = '5 minutes'", f'keep_alive must be {KEEP_ALIVE_RULE}, not "5 minutes"'),
+        ("keep_alive = true", f"keep_alive must be {KEEP_ALIVE_RULE}, not true"),
+        ("keep_alive = inf", f"keep_alive must be {KEEP_ALIVE_RULE}, not inf"),
+        ("keep_alive = 1e30", f"keep_alive must be {KEEP_ALIVE_RULE}, not 1e+30"),
+        ("keep_alive_s = 60", "unknown key keep_alive_s, ignored (did you mean keep_alive?)"),
     ],
 )
 def test_a_bad_value_is_one_message_with_file_line_and_key_and_only_it_falls_back(
@@ -197,7 +211,42 @@ def test_a_bad_value_is_one_message_with_file_line_and_key_and_only_it_falls_bac
     assert (settings.host.value, settings.host.source) == (DEFAULT_HOST, "default")
     assert (settings.kv_cache_type, settings.gpu_overhead_bytes) == ("f16", 0)
     assert (settings.default_model, dict(settings.keymap)) == (None, {})
+    assert settings.keep_alive is None
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        # Ollama's own spellings: a Go duration, seconds, negative for ever, 0 to unload at once.
+        ('keep_alive = "5m"', "5m"),
+        ('keep_alive = " 1h30m "', "1h30m"),
+        ('keep_alive = "-1s"', "-1s"),
+        ("keep_alive = 300", 300),
+        ("keep_alive = 2.5", 2.5),
+        ("keep_alive = -1", -1),
+        ("keep_alive = 0", 0),
+        # Bare seconds in a string, as OLLAMA_KEEP_ALIVE takes them: sent as the number, which
+        # the API's JSON field accepts (it refuses a string without a unit).
+        ('keep_alive = "-1"', -1),
+        ('keep_alive = "600"', 600),
+    ],
+)
+def test_keep_alive_is_read_as_ollama_reads_it_with_its_line(line: str, value: object) -> None:
+    path = write_config(f"# llmdeck\ntheme = 'llmdeck-light'\n{line}\n")
+    settings = load_settings(environ={})
+    assert settings.config_problems == ()
+    assert settings.keep_alive == value and type(settings.keep_alive) is type(value)
+    assert settings.provenance["keep_alive"].describe() == f"config file {path}, line 3"
+
+
+def test_ollama_keep_alive_in_the_environment_is_the_servers_not_llmdecks() -> None:
+    # The server reads it for its own default, which applies when llmdeck sends none.
+    settings = load_settings(environ={"OLLAMA_KEEP_ALIVE": "24h"})
+    assert settings.keep_alive is None
+    assert settings.provenance["keep_alive"].describe() == "default"
+    write_config('keep_alive = "10m"\n')
+    assert load_settings(environ={"OLLAMA_KEEP_ALIVE": "24h"}).keep_alive == "10m"
 
 
 def test_a_keymap_value_that_is_not_a_string_is_named_and_the_other_bindings_stay() -> None:
@@ -360,10 +409,11 @@ def test_key_lines_skip_comments_and_multiline_strings_and_follow_tables() -> No
 # Lines that look like a config file, correct or not, so the generator reaches the validation
 # and not only the TOML parser's first error.
 KEYS = ["host", "refresh", "context_length", "kv_cache_type", "theme", "gpu_overhead", "default_model",
-        "keymap", "x", "models.sort", '"app.quit"']  # fmt: skip
+        "keep_alive", "keymap", "x", "models.sort", '"app.quit"']  # fmt: skip
 HEADERS = ["[keymap]", "[keymap.app]", "[[keymap]]", "[other]", '["keymap"]']
 VALUES = ["true", "nan", "-inf", "[1, 2]", "{a = 1}", "{}", '"q8_0"', "'f16'", '""', "1979-05-27", "0x10",
-          '"""\nx = 1\n"""', "[[[[", '"ftp://x"', "'gpu-box:11434'", '"app.quit"']  # fmt: skip
+          '"""\nx = 1\n"""', "[[[[", '"ftp://x"', "'gpu-box:11434'", '"app.quit"',
+          '"5m"', '"-1"']  # fmt: skip
 _VALUE = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.floats().map(lambda number: str(number).replace("e+", "e")),
@@ -391,3 +441,5 @@ def test_any_text_in_the_file_gives_settings_and_messages_never_an_exception(tex
     assert 0.1 <= settings.hardware_refresh_s <= 60
     assert settings.kv_cache_type in ("f16", "q8_0", "q4_0")
     assert all(isinstance(keys, str) for keys in settings.keymap.values())
+    keep_alive = settings.keep_alive
+    assert keep_alive is None or isinstance(keep_alive, str) or math.isfinite(keep_alive)

@@ -36,6 +36,11 @@ REFRESH_MAX_S = 60.0
 # typo, and the memory arithmetic of the planner should not be fed it.
 MAX_CONTEXT_LENGTH = 2**24
 MAX_GPU_OVERHEAD_GIB = 1024
+# Go's time.ParseDuration, which Ollama applies to a keep_alive string: "5m", "1h30m", "-1s", "0".
+_GO_DURATION = re.compile(r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+|[-+]?0")
+_PLAIN_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+# Ollama turns seconds into a Go time.Duration (int64 nanoseconds): more would overflow it.
+MAX_KEEP_ALIVE_S = 2**63 // 10**9
 # Gauges refresh twice a second: live enough to watch VRAM fill, cheap enough to leave running.
 DEFAULT_REFRESH_S = 0.5
 
@@ -157,6 +162,10 @@ class Settings:
     kv_cache_type: str = "f16"
     theme: str | None = None
     gpu_overhead_bytes: int = 0
+    # How long Ollama keeps a model loaded after a request: a Go duration ("5m"), seconds, a
+    # negative number for ever, 0 to unload at once. None sends none: the server's
+    # OLLAMA_KEEP_ALIVE (5 minutes unless set) applies.
+    keep_alive: float | str | None = None
     # Binding id ("app.quit") -> keys ("ctrl+x" or "f10,ctrl+x"); ids are checked by the UI.
     keymap: Mapping[str, str] = field(default_factory=dict)
     # Where llmdeck looked for config.toml (whether or not it exists); None when not looked.
@@ -213,6 +222,9 @@ def load_settings(
     overhead = layers.pick("gpu_overhead", 0, variable="OLLAMA_GPU_OVERHEAD", from_env=_env_gpu_overhead)
     default_model = layers.pick("default_model", None)
     theme = layers.pick("theme", None)
+    # No environment layer: OLLAMA_KEEP_ALIVE is the server's own default, which applies anyway
+    # when llmdeck sends none.
+    keep_alive: Setting[float | str | None] = layers.pick("keep_alive", None)
     keymap = layers.keymap
     provenance: dict[str, Setting[object]] = {
         "host": host_setting,
@@ -223,6 +235,7 @@ def load_settings(
         "theme": theme,
         # Bytes inside, GiB on show: the unit the config file and `fit --gpu-overhead` use.
         "gpu_overhead": _shown_as(overhead, overhead.value / GIB),
+        "keep_alive": keep_alive,
         "keymap": keymap,
         **layers.binding_sources,
     }
@@ -234,6 +247,7 @@ def load_settings(
         kv_cache_type=kv_cache.value,
         theme=theme.value,
         gpu_overhead_bytes=overhead.value,
+        keep_alive=keep_alive.value,
         keymap=MappingProxyType(keymap.value),
         config_path=path,
         config_problems=tuple(layers.problems),
@@ -260,6 +274,8 @@ _RULES: dict[str, str] = {
     "refresh": f"a number of seconds from {REFRESH_MIN_S:g} to {REFRESH_MAX_S:g}",
     "theme": 'a theme name such as "llmdeck-dark"',
     "gpu_overhead": f"a number of GiB from 0 to {MAX_GPU_OVERHEAD_GIB}",
+    "keep_alive": 'a duration such as "5m", "1h" or "30s", a number of seconds, -1 (keep the model '
+    "loaded) or 0 (unload it after each reply)",
     "keymap": 'a table of binding id = "keys" lines',
 }
 _BINDING_RULE = 'a key such as "ctrl+x", or keys separated by commas such as "f10,ctrl+x"'
@@ -320,6 +336,25 @@ def _read_gpu_overhead(value: object) -> int:
     return round(float(value) * GIB)
 
 
+def _read_keep_alive(value: object) -> float | str:
+    """As Ollama reads `keep_alive`: seconds as a number, or a Go duration string.
+
+    A string of bare seconds ("-1", "300"), which `OLLAMA_KEEP_ALIVE` accepts but the API's JSON
+    field does not, becomes the number, so the server takes it.
+    """
+    if isinstance(value, str) and _PLAIN_NUMBER.fullmatch(value.strip()):
+        number = float(value.strip())
+        value = int(number) if number.is_integer() else number
+    if _is_number(value):
+        # Compared as they are: an integer too large for a float must not raise OverflowError.
+        if (isinstance(value, float) and not math.isfinite(value)) or value > MAX_KEEP_ALIVE_S:
+            raise _Unfit
+        return value
+    if isinstance(value, str) and _GO_DURATION.fullmatch(value.strip()):
+        return value.strip()
+    raise _Unfit
+
+
 _READERS: dict[str, _Reader] = {
     "host": _read_host,
     "default_model": _read_name,
@@ -328,6 +363,7 @@ _READERS: dict[str, _Reader] = {
     "refresh": _read_refresh,
     "theme": _read_name,
     "gpu_overhead": _read_gpu_overhead,
+    "keep_alive": _read_keep_alive,
 }
 
 

@@ -59,10 +59,12 @@ class OllamaUnreachable(OllamaError):
 
 
 class ModelNotFound(OllamaError):
-    def __init__(self, model: str, server_message: str) -> None:
+    def __init__(self, model: str, server_message: str, *, pulling: bool = False) -> None:
         self.model = model
-        self.server_message = inert(server_message)
-        super().__init__(f"model {model!r} is not installed on this server: {server_message}")
+        self.server_message = server_message = inert(server_message)
+        # A pull asks the registry, not the server's own store: "not installed" would be wrong then.
+        where = "is not in the registry" if pulling else "is not installed on this server"
+        super().__init__(f"model {model!r} {where}: {server_message}")
 
 
 class OllamaResponseError(OllamaError):
@@ -112,6 +114,19 @@ class RunningModel:
     size_vram: int
     context_length: int | None
     expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PullProgress:
+    """One line of `/api/pull`'s progress: a status, and for a layer its digest and byte counts."""
+
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None  # absent on a layer's first line
+
+
+PULL_SUCCESS = "success"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +192,61 @@ class OllamaService:
         """Ask Ollama to unload a model now (an empty chat with `keep_alive: 0`)."""
         await self._guard(self._client.chat(model=model, messages=[], keep_alive=0))
 
+    async def load(
+        self,
+        model: str,
+        options: Mapping[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+    ) -> GenerationStats | None:
+        """Load a model ahead of the first prompt (an empty chat), so the first reply is fast.
+
+        The options must be the ones the chat will send: Ollama reloads a model whose memory
+        options differ. Returns Ollama's figures when it sends any (it usually sends none for a
+        load, only `done_reason: "load"`).
+        """
+        call = self._client.chat(
+            model=model,
+            messages=[],
+            options=dict(options) if options else None,
+            keep_alive=keep_alive,
+        )
+        # No query timeout: loading a large model from a slow disk takes minutes.
+        response = await self._guard(call, model=model, timeout_s=None)
+        stats = _chunk(response).stats
+        if stats is None:
+            return None
+        figures = (stats.load_duration_ns, stats.total_duration_ns, stats.eval_count, stats.prompt_eval_count)
+        return stats if any(figure is not None for figure in figures) else None
+
+    async def delete(self, model: str) -> None:
+        """Remove a model from the server's store (`/api/delete`); Ollama drops unshared blobs."""
+        await self._guard(self._client.delete(model), model=model)
+
+    async def pull(self, model: str) -> AsyncGenerator[PullProgress, None]:
+        """Pull a model from its registry, one progress line at a time.
+
+        Closing the iterator (or cancelling its task) closes the HTTP stream, which cancels the
+        download in Ollama. A stream that ends without Ollama's "success" is an error: the model
+        is not usable then, whatever the lines before said.
+        """
+        try:
+            stream = await self._client.pull(model, stream=True)
+            succeeded = False
+            async with aclosing(cast(AsyncGenerator[ollama.ProgressResponse, None], stream)) as parts:
+                async for part in parts:
+                    progress = PullProgress(
+                        status=inert(part.status or ""),
+                        digest=part.digest,
+                        total=part.total,
+                        completed=part.completed,
+                    )
+                    succeeded = progress.status == PULL_SUCCESS
+                    yield progress
+            if not succeeded:
+                raise StreamInterrupted("the pull ended before Ollama said it succeeded")
+        except Exception as error:
+            raise self._stream_error(error, model, "mid-pull", pulling=True) from None
+
     async def show(self, model: str, *, verbose: bool = True) -> dict[str, Any]:
         """`/api/show` with `verbose`, which adds the tensor table the planner needs.
 
@@ -203,15 +273,21 @@ class OllamaService:
         model: str,
         messages: Sequence[ChatMessage],
         options: Mapping[str, Any] | None = None,
+        *,
+        keep_alive: float | str | None = None,
     ) -> AsyncGenerator[ChatChunk, None]:
         """Stream a reply. Closing the iterator (or cancelling its task) closes the HTTP stream,
-        which is how Ollama learns to stop generating."""
+        which is how Ollama learns to stop generating.
+
+        `keep_alive` None sends none, so the server's own `OLLAMA_KEEP_ALIVE` applies.
+        """
         try:
             stream = await self._client.chat(
                 model=model,
                 messages=[dict(message) for message in messages],
                 stream=True,
                 options=dict(options) if options else None,
+                keep_alive=keep_alive,
             )
             # The client's stream is an async generator; aclosing makes its HTTP response close
             # promptly however this loop ends, not whenever the garbage collector gets to it.
@@ -223,34 +299,41 @@ class OllamaService:
                     yield chunk
             if not finished:
                 raise StreamInterrupted("the reply ended before Ollama said it was done")
+        except Exception as error:
+            raise self._stream_error(error, model, "mid-reply") from None
+
+    def _stream_error(self, error: Exception, model: str, when: str, *, pulling: bool = False) -> OllamaError:
+        """What a failure while reading a stream means to the user."""
+        if isinstance(error, OllamaError):
+            return error
+        if isinstance(error, ollama.ResponseError):
+            return self._response_error(error, model, pulling=pulling)
+        if isinstance(error, ConnectionError | httpx.ConnectError | httpx.ConnectTimeout):
+            return OllamaUnreachable(self.host, _detail(error))
+        if isinstance(error, httpx.TransportError):
+            return StreamInterrupted(f"the connection to Ollama broke {when} ({_detail(error)})")
+        if isinstance(error, json.JSONDecodeError | pydantic.ValidationError):
+            return StreamInterrupted(f"Ollama sent a reply llmdeck cannot read ({_detail(error)})")
+        # Anything else a broken or hostile server provokes in the client (a JSON line that is
+        # not an object, an error body that is not one either) is still a bad reply, not a crash.
+        return StreamInterrupted(
+            f"Ollama sent a reply llmdeck cannot read ({type(error).__name__}: {inert(_detail(error))})"
+        )
+
+    async def _guard(
+        self, call: Awaitable[T], *, model: str | None = None, timeout_s: float | None = QUERY_TIMEOUT_S
+    ) -> T:
+        try:
+            return await asyncio.wait_for(call, timeout_s)
         except ollama.ResponseError as error:
             raise self._response_error(error, model) from None
-        except (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise OllamaUnreachable(self.host, _detail(error)) from None
-        except httpx.TransportError as error:
-            raise StreamInterrupted(f"the connection to Ollama broke mid-reply ({_detail(error)})") from None
-        except (json.JSONDecodeError, pydantic.ValidationError) as error:
-            raise StreamInterrupted(f"Ollama sent a reply llmdeck cannot read ({_detail(error)})") from None
-        except OllamaError:
-            raise
-        except Exception as error:
-            # Anything else a broken or hostile server provokes in the client (a JSON line that is
-            # not an object, an error body that is not one either) is still a bad reply, not a crash.
-            raise StreamInterrupted(
-                f"Ollama sent a reply llmdeck cannot read ({type(error).__name__}: {inert(_detail(error))})"
-            ) from None
-
-    async def _guard(self, call: Awaitable[T]) -> T:
-        try:
-            return await asyncio.wait_for(call, QUERY_TIMEOUT_S)
-        except ollama.ResponseError as error:
-            raise self._response_error(error, None) from None
         except httpx.HTTPStatusError as error:
             raise OllamaResponseError(error.response.status_code, _error_text(error.response)) from None
         except (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise OllamaUnreachable(self.host, _detail(error)) from None
         except (TimeoutError, httpx.TimeoutException):
-            raise OllamaUnreachable(self.host, f"no answer within {QUERY_TIMEOUT_S:.0f} s") from None
+            waited = f"no answer within {timeout_s:.0f} s" if timeout_s is not None else "timed out"
+            raise OllamaUnreachable(self.host, waited) from None
         except httpx.TransportError as error:
             raise OllamaUnreachable(self.host, _detail(error)) from None
         except OllamaError:
@@ -260,10 +343,12 @@ class OllamaService:
             detail = f"{type(error).__name__}: {_detail(error)}"
             raise OllamaResponseError(-1, f"unreadable answer ({detail})") from None
 
-    def _response_error(self, error: ollama.ResponseError, model: str | None) -> OllamaError:
+    def _response_error(
+        self, error: ollama.ResponseError, model: str | None, *, pulling: bool = False
+    ) -> OllamaError:
         message = str(error.error)
         if error.status_code == 404 and model is not None:
-            return ModelNotFound(model, message)
+            return ModelNotFound(model, message, pulling=pulling)
         return OllamaResponseError(error.status_code, message)
 
 

@@ -81,6 +81,11 @@ class ModelsPane(DataTable[str | Text]):
         Binding("minus", "step_gpu(-1)", "GPU layers -", id="models.gpu_down"),
         Binding("plus,equals_sign", "step_gpu(1)", "GPU layers +", id="models.gpu_up"),
         Binding("u", "unload", "Unload", id="models.unload"),
+        Binding("l", "load", "Load", id="models.load"),
+        Binding("p", "pull", "Pull", id="models.pull"),
+        # Off the footer, which has no room left for them: F1 lists them with the others.
+        Binding("x,delete", "remove", "Remove", id="models.remove", show=False),
+        Binding("i", "details", "Details", id="models.details", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -104,6 +109,34 @@ class ModelsPane(DataTable[str | Text]):
 
     class UnloadRequested(Message):
         """Unload the highlighted model from Ollama's memory now."""
+
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+    class LoadRequested(Message):
+        """Load the highlighted model into Ollama's memory now, so its first reply is fast."""
+
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+    class PullRequested(Message):
+        """Pull a model: `name` to prefill, or None to ask (with the catalog's suggestions)."""
+
+        def __init__(self, name: str | None) -> None:
+            super().__init__()
+            self.name = name
+
+    class RemoveRequested(Message):
+        """Remove the highlighted model from the server's store, once the user confirms."""
+
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+    class DetailsRequested(Message):
+        """Show what Ollama says about the highlighted model, and its plan."""
 
         def __init__(self, name: str) -> None:
             super().__init__()
@@ -191,6 +224,29 @@ class ModelsPane(DataTable[str | Text]):
         name = self._highlighted_name()
         if name is not None:
             self.post_message(self.UnloadRequested(name))
+
+    def action_load(self) -> None:
+        name = self._highlighted_name()
+        if name is not None:
+            self.post_message(self.LoadRequested(name))
+
+    def action_pull(self) -> None:
+        # Pulling is about a model that is not here yet; the highlighted row says nothing of it.
+        self.post_message(self.PullRequested(None))
+
+    def action_remove(self) -> None:
+        name = self._highlighted_name()
+        if name is not None:
+            self.post_message(self.RemoveRequested(name))
+
+    def action_details(self) -> None:
+        name = self._highlighted_name()
+        if name is not None:
+            self.post_message(self.DetailsRequested(name))
+
+    def highlighted(self) -> str | None:
+        """The model under the cursor, if any."""
+        return self._highlighted_name()
 
     def action_step_gpu(self, step: int) -> None:
         self.post_message(self.GpuLayersStepped(step))
