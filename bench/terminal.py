@@ -67,6 +67,10 @@ class Terminal:
                     self.output.extend(chunk)
                 self._grew.notify_all()
 
+    def type(self, keys: bytes) -> None:
+        """Keys as a user types them (b"\\r" is Enter)."""
+        os.write(self._main, keys)
+
     def wait_for(self, text: bytes, timeout_s: float = 20.0) -> float:
         """Seconds from launch until `text` was on screen."""
         deadline = time.perf_counter() + timeout_s

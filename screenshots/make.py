@@ -30,14 +30,18 @@ from llmdeck.ui.chat_pane import ChatPane  # noqa: E402
 SIZE = (120, 40)
 HANG_AFTER_S = 90
 STATES = ("main.svg", "light.svg", "help.svg", "streaming.svg", "chat.svg", "offline.svg")
-# The app remembers theme and model choices: never in the real state folder of whoever runs this.
+# The app remembers theme, model choices and chats: never in the real folders of whoever runs this.
 STATE_DIR = tempfile.TemporaryDirectory(prefix="llmdeck-screenshots-")
 
 
 def build(host: str) -> LlmdeckApp:
     probe = StaticProbe(HardwareSnapshot.load(DATA / "workstation-rtx4090.json"))
     state_file = Path(STATE_DIR.name) / "state.toml"
-    return create_app(OllamaService(host), probe, fast_settings(host), state_file=state_file)
+    # A fresh history per app: the screenshots show a first start, never the user's own chats.
+    history_file = Path(tempfile.mkdtemp(dir=STATE_DIR.name)) / "history.sqlite3"
+    return create_app(
+        OllamaService(host), probe, fast_settings(host), state_file=state_file, history_file=history_file
+    )
 
 
 async def online_states(out: Path) -> None:

@@ -236,7 +236,7 @@ async def test_control_sequences_in_a_reply_are_shown_inert(
         assert session is not None and "\x1b]0;pwned\x07" in session.turns[-1].content
 
 
-async def test_every_binding_of_llmdeck_has_an_id_and_a_footer_label(recorded_probe: StaticProbe) -> None:
+async def test_every_binding_of_llmdeck_has_an_id_and_a_label(recorded_probe: StaticProbe) -> None:
     host = f"http://127.0.0.1:{free_port()}"
     app = build(host, recorded_probe)
     async with app.run_test(size=SIZE):
@@ -245,11 +245,13 @@ async def test_every_binding_of_llmdeck_has_an_id_and_a_footer_label(recorded_pr
         for owner in owners:
             if not type(owner).__module__.startswith("llmdeck."):
                 continue  # Textual's own widgets (Input, DataTable) bring their editing keys
-            for binding in type(owner).BINDINGS:
+            # Bindings a class inherits from Textual's widget (the chat tabs' arrows) are Textual's.
+            for binding in vars(type(owner)).get("BINDINGS", []):
                 checked += 1
                 assert getattr(binding, "id", None), f"{type(owner).__name__}: {binding} has no id"
-                assert getattr(binding, "show", True) and getattr(binding, "description", "")
-        assert checked >= 8
+                # Not all are in the footer (it has room for a dozen); F1 lists every one by its label.
+                assert getattr(binding, "description", ""), f"{type(owner).__name__}: {binding} has no label"
+        assert checked >= 20
 
 
 async def test_escape_after_the_last_token_keeps_the_whole_reply(

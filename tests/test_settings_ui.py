@@ -50,14 +50,14 @@ async def test_a_keymap_in_the_config_remaps_a_binding(
     standin: OllamaStandIn, recorded_probe: StaticProbe, tmp_path: Path
 ) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[keymap]\n"models.focus" = "f6"\n"nothing.here" = "f7"\n')
+    config.write_text('[keymap]\n"models.focus" = "f11"\n"nothing.here" = "f7"\n')
     app = build(standin, recorded_probe, settings_from(config, standin), tmp_path / "state.toml")
     async with app.run_test(size=SIZE) as pilot:
         models = await planned(app)
         await pilot.press("f2")
         assert not models.has_focus  # F2 no longer goes to the model list...
-        await pilot.press("f6")
-        assert models.has_focus  # ...F6 does
+        await pilot.press("f11")
+        assert models.has_focus  # ...F11 does
         await wait_until(lambda: "nothing.here" in notices(app))  # an id that names no binding is reported
 
 

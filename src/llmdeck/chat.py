@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -27,20 +27,30 @@ class Turn:
 
 @dataclass
 class ChatSession:
-    """The conversation with one model.
+    """One conversation: its model, its options, its system prompt and its turns.
 
     `options` are fixed for the session: Ollama reloads the model whenever options that shape its
-    memory (`num_ctx`, `num_gpu`) change between requests, so they only change by starting anew.
+    memory (`num_ctx`, `num_gpu`) change between requests, so they only change by an explicit act.
     """
 
     model: str
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     turns: list[Turn] = field(default_factory=list)
+    title: str = ""
+    system_prompt: str = ""
+    # The history row, once something of this chat was worth keeping.
+    chat_id: int | None = None
+    # A title the user gave is kept; otherwise the first prompt names the chat.
+    titled_by_user: bool = False
 
     def ask(self, prompt: str) -> list[dict[str, str]]:
         """Record the user's prompt; return the messages to send."""
         self.turns.append(Turn("user", prompt))
-        return [{"role": turn.role, "content": turn.content} for turn in self.turns]
+        return self.messages()
+
+    def messages(self) -> list[dict[str, str]]:
+        sent = [{"role": "system", "content": self.system_prompt}] if self.system_prompt.strip() else []
+        return sent + [{"role": turn.role, "content": turn.content} for turn in self.turns]
 
     def answered(self, reply: str) -> None:
         """Keep the reply, even a partial one the user stopped: the model should see what the user saw."""
@@ -51,6 +61,26 @@ class ChatSession:
         if self.turns and self.turns[-1].role == "user":
             return self.turns.pop().content
         return ""
+
+    def last_reply(self) -> str | None:
+        return next((turn.content for turn in reversed(self.turns) if turn.role == "assistant"), None)
+
+
+TITLE_FROM_PROMPT_CHARS = 32
+
+
+def title_from_prompt(prompt: str) -> str:
+    """A chat's name from its first prompt: the first line, cut at a word near the limit."""
+    line = " ".join(prompt.split())
+    if len(line) <= TITLE_FROM_PROMPT_CHARS:
+        return line
+    cut = line[:TITLE_FROM_PROMPT_CHARS].rsplit(" ", 1)[0]
+    return (cut if len(cut) >= TITLE_FROM_PROMPT_CHARS // 2 else line[:TITLE_FROM_PROMPT_CHARS]) + "…"
+
+
+def figures_record(figures: ReplyFigures) -> dict[str, float | int | str]:
+    """A reply's figures as kept in the history and the export: only the ones Ollama gave."""
+    return {key: value for key, value in asdict(figures).items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True)

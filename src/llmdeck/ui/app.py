@@ -37,6 +37,7 @@ from llmdeck.fit.session import (
 from llmdeck.fit.spec import ModelSpec
 from llmdeck.fit.target import Target, build_target
 from llmdeck.hardware import HardwareProbe, HardwareSnapshot
+from llmdeck.history import AsyncHistory, History, HistoryError, history_path
 from llmdeck.launcher import LaunchError, ServeLauncher, find_ollama
 from llmdeck.locality import is_local_host
 from llmdeck.offload_check import OffloadCheck
@@ -52,6 +53,7 @@ from llmdeck.ui.log_screen import LogScreen
 from llmdeck.ui.messages import (
     HardwareFailed,
     HardwareSampled,
+    HistoryOpened,
     LocalityChecked,
     RecommendationsReady,
     RunningSampled,
@@ -131,8 +133,13 @@ class LlmdeckApp(ModelManagement):
         settings: Settings,
         state_file: Path | None = None,
         is_local: Callable[[str], bool] = is_local_host,
+        history_file: Path | None = None,
     ) -> None:
         super().__init__()
+        self.history_file = history_file if history_file is not None else history_path()
+        self.history: AsyncHistory | None = None
+        # The chats kept from earlier runs come first: the plan picks a model only for a new one.
+        self.history_restored = False
         self.is_local = is_local
         self.ollama = ollama
         self.probe = probe
@@ -176,7 +183,7 @@ class LlmdeckApp(ModelManagement):
                 yield ModelsPane(id="models")
                 yield StorePanel("", id="store")
                 yield RecommendationLine("", id="recommend")
-            yield ChatPane(self.ollama, id="chat")
+            yield ChatPane(self.ollama, keep_alive=self.settings.keep_alive, id="chat")
         yield Footer()
 
     # Ollama's loaded models: polled at the hardware rate while the server answers.
@@ -239,11 +246,16 @@ class LlmdeckApp(ModelManagement):
             self.notify(self.state_problem, title="Saved state not used", severity="warning", timeout=15)
         self._run_sampler()
         self._check_locality()
+        self._open_history()
         self._connect()
 
     async def on_unmount(self) -> None:
         self.sampling_stopped.set()
         self.sample_now.set()
+        if self.history is not None:
+            # Whatever is still queued (the last partial reply) reaches the disk before exit.
+            with contextlib.suppress(HistoryError):
+                await self.history.aclose()
         if self.launcher is not None:
             # Only the server llmdeck started; one the user started keeps running.
             await asyncio.to_thread(self.launcher.stop)
@@ -283,7 +295,7 @@ class LlmdeckApp(ModelManagement):
         self.query_one(HardwarePane).show(snapshot, streaming=chat.tokens_flowing, rate=chat.live_rate())
         self._poll_running()  # at the sampler's pace: one timer less to wake the app
         if self.server_is_local:
-            model = chat.session.model if chat.session else None
+            model = chat.streaming_model or (chat.session.model if chat.session else None)
             loaded = next((entry for entry in self.running or [] if entry.name == model), None)
             warning = self.offload_check.observe(snapshot, loaded, chat.tokens_flowing)
             if warning is not None:
@@ -292,6 +304,50 @@ class LlmdeckApp(ModelManagement):
             self.hardware_is_recorded = snapshot.source == "recorded"
             self.plan_snapshot = snapshot
             self._replan()
+
+    # The chats: kept in SQLite, restored at start.
+
+    @work(thread=True, group="history-open", exit_on_error=False)
+    def _open_history(self) -> None:
+        try:
+            history = History(self.history_file)
+            chats = history.chats()
+        except HistoryError as error:
+            self.post_message(HistoryOpened(None, [], str(error)))
+            return
+        self.post_message(HistoryOpened(history, chats, history.problem))
+
+    @while_mounted
+    def on_history_opened(self, message: HistoryOpened) -> None:
+        if message.problem:
+            self.notify(message.problem, title="Chat history", severity="warning", timeout=30, markup=False)
+        if message.history is None:
+            self.history_restored = True
+            self._replan()
+            return
+        self.history = AsyncHistory(message.history)
+        self.query_one(ChatPane).restore(self.history, message.chats)
+        self.history_restored = True
+        if message.chats:
+            self.model_preselected = True  # the chat in front keeps the model it had
+        self._replan()
+
+    @on(ChatPane.ChatSwitched)
+    @while_mounted
+    def _chat_switched(self, message: ChatPane.ChatSwitched) -> None:
+        session = message.session
+        if not session.model:
+            return
+        if any(model.name == session.model for model in self.models):
+            self.query_one(ModelsPane).set_active(session.model)
+        if session.turns:
+            # A chat under way keeps the context its requests were sent with.
+            num_ctx = session.options.get("num_ctx")
+            if isinstance(num_ctx, int) and num_ctx != self.num_ctx:
+                self.num_ctx = num_ctx
+                self._replan()
+                return
+        self._offer_plan(explicit=False)
 
     # Where the server runs decides what this machine's gauges and calibrations say about it.
 
@@ -448,7 +504,11 @@ class LlmdeckApp(ModelManagement):
         self.notify(f"theme {following} (ctrl+p → themes for Textual's own)", timeout=3)
 
     def _binding_owners(self) -> list[tuple[str, DOMNode]]:
-        return [("anywhere", self), ("model list", self.query_one(ModelsPane))]
+        return [
+            ("anywhere", self),
+            ("model list", self.query_one(ModelsPane)),
+            ("chat", self.query_one(ChatPane)),
+        ]
 
     def _apply_keymap(self) -> None:
         keymap = dict(self.settings.keymap)
@@ -558,7 +618,11 @@ class LlmdeckApp(ModelManagement):
         active = current if current in names else default_model(message.models)
         self.query_one(ModelsPane).show_models(message.models, active)
         chat.set_online(True)
-        chat.use_model(active)
+        chat.set_installed(names)
+        session = chat.session
+        if current is None or current in names or session is None or not session.turns:
+            chat.use_model(active)
+        # else: a chat under way keeps its model, gone or not; its status line says what to do
         self._sample_running()
         self._load_specs([model.name for model in message.models if model.name not in self.specs])
 
@@ -635,7 +699,7 @@ class LlmdeckApp(ModelManagement):
         self.fits = fits
         self.query_one(ModelsPane).show_fits(self.fits, context_label(self.num_ctx))
         chat = self.query_one(ChatPane)
-        if not self.model_preselected and not chat.has_history:
+        if not self.model_preselected and self.history_restored and not chat.has_history:
             self.model_preselected = True
             preferred = self._first_model()
             if preferred is not None:
@@ -689,6 +753,8 @@ class LlmdeckApp(ModelManagement):
         else:
             self._offer_plan(explicit=True)
         self.action_focus_chat()
+        # Chosen to chat with: in memory before the first prompt, with the options the chat sends.
+        self.load_model(name)
 
     def _first_model(self) -> str | None:
         """config.toml's default model, else the one last chosen, else the plan's pick; if installed."""
@@ -747,10 +813,19 @@ def create_app(
     settings: Settings,
     state_file: Path | None = None,
     is_local: Callable[[str], bool] = is_local_host,
+    history_file: Path | None = None,
 ) -> LlmdeckApp:
     """Build the app from its services; tests pass a loopback Ollama and a recorded probe.
 
-    `state_file` defaults to llmdeck's state directory; `is_local` says whether an Ollama address
-    is this machine (it resolves names, so it runs in a thread).
+    `state_file` defaults to llmdeck's state directory and `history_file` (the chats) to its data
+    directory; `is_local` says whether an Ollama address is this machine (it resolves names, so it
+    runs in a thread).
     """
-    return LlmdeckApp(ollama=ollama, probe=probe, settings=settings, state_file=state_file, is_local=is_local)
+    return LlmdeckApp(
+        ollama=ollama,
+        probe=probe,
+        settings=settings,
+        state_file=state_file,
+        is_local=is_local,
+        history_file=history_file,
+    )

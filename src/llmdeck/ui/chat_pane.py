@@ -1,22 +1,42 @@
-"""The chat pane: the transcript, a status line with tokens/s, and the prompt."""
+"""The chat pane: chats in tabs, each a transcript kept in the history; a status line with
+tokens/s; the prompt."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
+from datetime import datetime
+from pathlib import Path
 from types import MappingProxyType
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Input, Markdown, Static
+from textual.widget import Widget
+from textual.widgets import ContentSwitcher, Input, Markdown, Static, Tab, Tabs
 from textual.widgets.markdown import MarkdownStream
 from textual.worker import Worker
 
-from llmdeck.chat import ChatSession, TokenMeter, describe_final, describe_live
+from llmdeck.chat import (
+    ChatSession,
+    ReplyFigures,
+    TokenMeter,
+    Turn,
+    describe_final,
+    describe_live,
+    figures_record,
+    title_from_prompt,
+)
+from llmdeck.export import chat_markdown, export_filename, write_new_file
 from llmdeck.fit.report import FitRow
+from llmdeck.history import AsyncHistory, HistoryError, MessageStatus, ReplyWriter, StoredChat, StoredMessage
 from llmdeck.ollama_api import (
     GenerationStats,
     ModelNotFound,
@@ -26,10 +46,16 @@ from llmdeck.ollama_api import (
     StreamInterrupted,
 )
 from llmdeck.sanitize import inert
+from llmdeck.ui.confirm_screen import ConfirmScreen
+from llmdeck.ui.text_prompt import AskText
 
 LIVE_STATUS_INTERVAL_S = 0.1  # ten status redraws a second, however fast tokens arrive
 # Fewer decoded tokens than this say more about start-up than about speed: not worth calibrating on.
 CALIBRATION_MIN_TOKENS = 16
+# A partial reply reaches the disk this often while it streams: at most half a second is lost.
+REPLY_SAVE_INTERVAL_S = 0.5
+# A chat restored from the history shows its latest messages; the export has them all.
+RESTORED_MESSAGES_SHOWN = 200
 
 
 class UserTurn(Static):
@@ -75,15 +101,37 @@ class TurnNote(Static):
         super().__init__(Text(inert(text)), classes="error" if error else "")
 
 
+class ChatTabs(Tabs):
+    """The chats, one tab each; not a stop for Tab: the prompt is where the keys go."""
+
+    can_focus = False
+
+
 class ChatPane(Vertical):
     DEFAULT_CSS = """
     ChatPane {
         border: round $primary 50%;
         border-title-color: $text;
     }
-    ChatPane #transcript {
+    ChatPane #chat-tabs {
+        height: 2;
+    }
+    ChatPane #transcripts {
+        height: 1fr;
+    }
+    ChatPane .transcript {
         height: 1fr;
         padding: 0 1;
+    }
+    ChatPane #chat-system {
+        display: none;
+        height: 1;
+        padding: 0 1;
+        color: $text-muted;
+        text-style: italic;
+    }
+    ChatPane #chat-system.shown {
+        display: block;
     }
     ChatPane #chat-status {
         height: auto;
@@ -112,6 +160,17 @@ class ChatPane(Vertical):
     }
     """
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
+        Binding("f6", "rename_chat", "Rename chat", id="chat.rename", show=False),
+        Binding("f7", "edit_system_prompt", "System prompt", id="chat.system", show=False),
+        Binding("f8", "export_chat", "Export chat", id="chat.export", show=False),
+        Binding("ctrl+y", "copy_reply", "Copy reply", id="chat.copy", show=False),
+        Binding("ctrl+delete", "delete_chat", "Delete chat", id="chat.delete", show=False),
+        Binding("ctrl+pagedown,alt+right", "switch_chat(1)", "Next chat", id="chat.next", show=False),
+        Binding("ctrl+pageup,alt+left", "switch_chat(-1)", "Previous chat", id="chat.previous", show=False),
+    ]
+
     class ReplyMeasured(Message):
         """Ollama's decode rate for a finished reply, beside what llmdeck estimated for it."""
 
@@ -128,20 +187,43 @@ class ChatPane(Vertical):
             super().__init__()
             self.error = error
 
-    def __init__(self, ollama: OllamaService, *, id: str | None = None) -> None:
+    class ChatSwitched(Message):
+        """Another chat is in front (switched, new, deleted, restored): its model and options rule."""
+
+        def __init__(self, session: ChatSession) -> None:
+            super().__init__()
+            self.session = session
+
+    def __init__(
+        self, ollama: OllamaService, *, keep_alive: float | str | None = None, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self._ollama = ollama
-        self.session: ChatSession | None = None
+        self._keep_alive = keep_alive
+        self._history: AsyncHistory | None = None
+        self._history_problems: set[str] = set()
+        self.chats: dict[str, ChatSession] = {}
+        self.active_key = ""
+        self._keys = itertools.count(1)
+        # Restored chats are drawn when first shown: a long history costs nothing until then.
+        self._pending_render: dict[str, StoredChat] = {}
         self.plan: FitRow | None = None
-        self.model_available = False
+        self.installed: set[str] | None = None
         self.online = False
         self._meter: TokenMeter | None = None
+        self._streaming_key: str | None = None
         self._reply_worker: Worker[None] | None = None
         self._receiving: asyncio.Task[tuple[GenerationStats | None, OllamaError | None, bool]] | None = None
         self.border_title = "Chat"
 
     def compose(self) -> ComposeResult:
-        yield VerticalScroll(id="transcript")
+        key = self._new_key()
+        self.chats[key] = ChatSession(model="", title="Chat 1")
+        self.active_key = key
+        yield ChatTabs(Tab("Chat 1", id=key), id="chat-tabs")
+        with ContentSwitcher(id="transcripts", initial=f"transcript-{key}"):
+            yield VerticalScroll(id=f"transcript-{key}", classes="transcript")
+        yield Static("", id="chat-system")
         yield Static("", id="chat-alarm")
         yield Static("waiting for Ollama…", id="chat-status")
         prompt = Input(placeholder="Type a prompt and press Enter", id="prompt")
@@ -153,12 +235,341 @@ class ChatPane(Vertical):
     def on_mount(self) -> None:
         self._live_timer = self.set_interval(LIVE_STATUS_INTERVAL_S, self._show_live_status, pause=True)
 
+    # The chats
+
+    @property
+    def session(self) -> ChatSession | None:
+        """The chat in front; None until it has a model to talk to."""
+        session = self.chats.get(self.active_key)
+        return session if session is not None and session.model else None
+
+    @property
+    def active(self) -> ChatSession:
+        return self.chats[self.active_key]
+
     @property
     def has_history(self) -> bool:
-        return self.session is not None and bool(self.session.turns)
+        return any(session.turns for session in self.chats.values())
+
+    def _new_key(self) -> str:
+        return f"chat-{next(self._keys)}"
+
+    def transcript(self, key: str | None = None) -> VerticalScroll:
+        return self.query_one(f"#transcript-{key or self.active_key}", VerticalScroll)
+
+    def restore(self, history: AsyncHistory | None, chats: list[StoredChat]) -> None:
+        """Take the chats kept from earlier runs; the newest one comes to the front."""
+        self._history = history
+        if not chats:
+            return
+        placeholder = self.active
+        if not placeholder.turns and placeholder.chat_id is None and not self.streaming:
+            self._drop_tab(self.active_key)
+        newest = max(chats, key=lambda chat: (chat.updated_at, chat.id))
+        front = ""
+        for stored in chats:
+            key = self._add_chat(_session_from(stored))
+            self._pending_render[key] = stored
+            if stored is newest:
+                front = key
+        self._activate(front)
+
+    def _add_chat(self, session: ChatSession) -> str:
+        key = self._new_key()
+        self.chats[key] = session
+        self.query_one(ChatTabs).add_tab(Tab(_tab_label(session), id=key))
+        self.query_one(ContentSwitcher).mount(VerticalScroll(id=f"transcript-{key}", classes="transcript"))
+        return key
+
+    def _drop_tab(self, key: str) -> None:
+        self.chats.pop(key, None)
+        self._pending_render.pop(key, None)
+        self.query_one(ChatTabs).remove_tab(key)
+        self.query_one(f"#transcript-{key}").remove()
+
+    def _activate(self, key: str) -> None:
+        if key not in self.chats:
+            return
+        self.active_key = key
+        tabs = self.query_one(ChatTabs)
+        if tabs.active != key:
+            tabs.active = key
+        stored = self._pending_render.pop(key, None)
+        if stored is not None:
+            self._render_stored(key, stored)
+        self.query_one(ContentSwitcher).current = f"transcript-{key}"
+        session = self.active
+        self._show_system_prompt()
+        self._show_model(session)
+        if not self.streaming:
+            self._show_ready()
+        self.post_message(self.ChatSwitched(session))
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        event.stop()
+        if event.tab.id and event.tab.id != self.active_key:
+            self._activate(event.tab.id)
+
+    def _render_stored(self, key: str, stored: StoredChat) -> None:
+        messages = stored.messages[-RESTORED_MESSAGES_SHOWN:]
+        widgets: list[Widget] = []
+        hidden = len(stored.messages) - len(messages)
+        if hidden:
+            widgets.append(TurnNote(f"{hidden} earlier messages not shown here (F8 exports the whole chat)"))
+        for message in messages:
+            if message.role == "user":
+                widgets.append(UserTurn(message.content))
+                continue
+            if message.content:
+                widgets.append(AssistantTurn(inert(message.content)))
+            note = _status_note(message)
+            if note is not None:
+                widgets.append(note)
+        if widgets:
+            transcript = self.transcript(key)
+            transcript.mount_all(widgets)
+            transcript.anchor()
+
+    def new_chat(self) -> ChatSession:
+        """A fresh chat with the model in front now; its options come with its own plan."""
+        model = self.active.model
+        number = len(self.chats) + 1
+        session = ChatSession(model=model, title=f"Chat {number}")
+        key = self._add_chat(session)
+        self._activate(key)
+        return session
+
+    def action_new_chat(self) -> None:
+        self.new_chat()
+        self.query_one("#prompt", Input).focus()
+
+    def action_switch_chat(self, step: int) -> None:
+        keys = list(self.chats)
+        if len(keys) < 2:
+            return
+        self._activate(keys[(keys.index(self.active_key) + step) % len(keys)])
+
+    def action_rename_chat(self) -> None:
+        session = self.active
+        key = self.active_key
+
+        def renamed(title: str | None) -> None:
+            if title is None or not title.strip() or key not in self.chats:
+                return
+            session.title = " ".join(title.split())
+            session.titled_by_user = True
+            self._relabel(key)
+            if session.chat_id is not None:
+                chat_id, name = session.chat_id, session.title
+                self._history_call(lambda history: history.rename_chat(chat_id, name))
+
+        self.app.push_screen(
+            AskText("Rename chat", session.title, "Enter renames, Esc keeps the name."), renamed
+        )
+
+    def action_edit_system_prompt(self) -> None:
+        session = self.active
+        key = self.active_key
+
+        def changed(text: str | None) -> None:
+            if text is None or key not in self.chats or text == session.system_prompt:
+                return
+            session.system_prompt = text
+            if session.turns:
+                what = "system prompt changed" if text.strip() else "system prompt removed"
+                self.transcript(key).mount(TurnNote(f"{what}: it applies from the next reply"))
+            if key == self.active_key:
+                self._show_system_prompt()
+            if session.chat_id is not None:
+                chat_id = session.chat_id
+                self._history_call(lambda history: history.set_system_prompt(chat_id, text))
+
+        hint = (
+            "Sent first in every request of this chat (role system). ctrl+s saves, Esc cancels; "
+            "empty means none, so the model's own default applies."
+        )
+        self.app.push_screen(AskText("System prompt", session.system_prompt, hint, multiline=True), changed)
+
+    def action_delete_chat(self) -> None:
+        key = self.active_key
+        session = self.active
+        if self.streaming and self._streaming_key == key:
+            self.notify("A reply is streaming in this chat; Esc stops it first.", severity="warning")
+            return
+        if not session.turns and session.chat_id is None:
+            self._delete(key)
+            return
+        count = len(session.turns)
+        question = f"Delete the chat {session.title!r} and its {count} messages? This cannot be undone."
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._delete(key)
+
+        self.app.push_screen(ConfirmScreen(question, yes_label="Delete"), confirmed)
+
+    def _delete(self, key: str) -> None:
+        session = self.chats.get(key)
+        if session is None:
+            return
+        keys = list(self.chats)
+        following = (
+            keys[keys.index(key) + 1] if keys.index(key) + 1 < len(keys) else keys[keys.index(key) - 1]
+        )
+        if len(keys) == 1:
+            replacement = ChatSession(model=session.model, title="Chat 1")
+            following = self._add_chat(replacement)
+        self._drop_tab(key)
+        if session.chat_id is not None:
+            chat_id = session.chat_id
+            self._history_call(lambda history: history.delete_chat(chat_id))
+        self._activate(following)
+
+    def action_copy_reply(self) -> None:
+        reply = self.active.last_reply()
+        if not reply:
+            self.notify("No reply to copy in this chat yet.", severity="warning")
+            return
+        # The original text, as the model wrote it: what the user pastes elsewhere is theirs to judge.
+        self.app.copy_to_clipboard(reply)
+        self.notify(
+            f"Copied the last reply ({len(reply)} characters) through the terminal's clipboard (OSC 52).",
+            timeout=4,
+        )
+
+    def action_export_chat(self) -> None:
+        session = self.active
+        if not session.turns:
+            self.notify("Nothing to export in this chat yet.", severity="warning")
+            return
+        suggested = Path.cwd() / export_filename(self._stored(session), datetime.now().astimezone())
+
+        def chosen(path: str | None) -> None:
+            if path and path.strip():
+                self._export(session, Path(path.strip()).expanduser())
+
+        hint = "Enter writes the chat as Markdown there (an existing file is never replaced); Esc cancels."
+        self.app.push_screen(AskText("Export chat to Markdown", str(suggested), hint), chosen)
+
+    @work(group="export", exit_on_error=False)
+    async def _export(self, session: ChatSession, path: Path) -> None:
+        stored = await self._stored_from_history(session)
+        text = chat_markdown(stored, datetime.now().astimezone())
+        try:
+            written = await asyncio.to_thread(write_new_file, path, text)
+        except OSError as error:
+            self.notify(f"Could not write {path}: {error.strerror or error}", severity="error", markup=False)
+            return
+        self.notify(f"Exported {len(session.turns)} messages to {written}", timeout=8, markup=False)
+
+    async def _stored_from_history(self, session: ChatSession) -> StoredChat:
+        """The chat as kept (with each reply's figures), or as on screen when it is not kept."""
+        history = self._history
+        if history is not None and session.chat_id is not None:
+            try:
+                await history.flush()
+                for stored in await history.chats():
+                    if stored.id == session.chat_id:
+                        return stored
+            except HistoryError as error:
+                self._history_failed(error)
+        return self._stored(session)
+
+    def _stored(self, session: ChatSession) -> StoredChat:
+        now = time.time()
+        messages = tuple(
+            StoredMessage(index, session.chat_id or 0, turn.role, turn.content, "complete", now, None, "")
+            for index, turn in enumerate(session.turns)
+        )
+        return StoredChat(
+            session.chat_id or 0, session.title, session.model or None, session.system_prompt,
+            dict(session.options), now, now, messages,
+        )  # fmt: skip
+
+    def _relabel(self, key: str) -> None:
+        session = self.chats[key]
+        self.query_one(ChatTabs).query_one(f"#{key}", Tab).label = _tab_label(session)
+
+    def _show_system_prompt(self) -> None:
+        line = self.query_one("#chat-system", Static)
+        text = " ".join(self.active.system_prompt.split())
+        line.set_class(bool(text), "shown")
+        line.update(Text(f"system: {inert(text)}", no_wrap=True, overflow="ellipsis") if text else "")
+
+    def _show_model(self, session: ChatSession) -> None:
+        name = session.model
+        self.border_title = f"Chat · {inert(name)}" if name else "Chat"
+        prompt = self.query_one("#prompt", Input)
+        prompt.placeholder = (
+            f"Ask {inert(name)}… (Enter to send)" if name else "Type a prompt and press Enter"
+        )
+
+    # History: every change is written as it happens, off the UI thread.
+
+    def _history_call(self, call: Callable[[AsyncHistory], Awaitable[object]]) -> None:
+        history = self._history
+        if history is None:
+            return
+
+        async def run() -> None:
+            try:
+                await call(history)
+            except HistoryError as error:
+                self._history_failed(error)
+
+        self.run_worker(run(), group="history", exit_on_error=False)
+
+    def _history_failed(self, error: HistoryError) -> None:
+        text = str(error)
+        if text in self._history_problems:
+            return  # once is enough: chatting goes on without it
+        self._history_problems.add(text)
+        self.notify(text, title="Chat history not saved", severity="warning", timeout=15, markup=False)
+
+    async def _save_prompt(self, session: ChatSession, prompt: str) -> tuple[int | None, int | None]:
+        """Commit the prompt, and an empty reply that fills as it streams, before asking Ollama."""
+        history = self._history
+        if history is None:
+            return None, None
+        try:
+            if session.chat_id is None:
+                created = await history.create_chat(
+                    session.title, session.model, session.system_prompt, dict(session.options)
+                )
+                session.chat_id = created.id
+            user = await history.add_message(session.chat_id, "user", prompt)
+            reply = await history.add_message(session.chat_id, "assistant", "", "streaming")
+        except HistoryError as error:
+            self._history_failed(error)
+            return None, None
+        return user.id, reply.id
+
+    async def _save_reply(
+        self,
+        ids: tuple[int | None, int | None],
+        text: str,
+        status: MessageStatus,
+        stats: Mapping[str, object] | None,
+        note: str,
+    ) -> None:
+        history = self._history
+        user_id, reply_id = ids
+        if history is None or user_id is None or reply_id is None:
+            return
+        try:
+            if text:
+                await history.update_message(reply_id, text, status=status, stats=stats, note=note)
+            else:
+                # Nothing came back: the prompt went back to the input, so the history forgets it too.
+                await history.delete_message(reply_id)
+                await history.delete_message(user_id)
+        except HistoryError as error:
+            self._history_failed(error)
+
+    # The plan and the model
 
     def use_plan(self, fit: FitRow, options: dict[str, int], *, explicit: bool) -> None:
-        """Take the plan's options for the session's requests.
+        """Take the plan's options for the chat in front.
 
         Options change only before the first message or when the user asked for a change:
         Ollama reloads the model whenever they differ between requests.
@@ -173,18 +584,32 @@ class ChatPane(Vertical):
             self._show_ready()
             return
         session.options = MappingProxyType(dict(options))
+        self._save_model(session)
         if session.turns:
-            shown = ", ".join(f"{key} {value}" for key, value in options.items())
-            self.query_one("#transcript").mount(
+            shown = ", ".join(f"{key} {value}" for key, value in options.items()) or "Ollama's defaults"
+            self.transcript().mount(
                 TurnNote(f"options now {shown}: Ollama reloads {session.model} with the next reply")
             )
         self._show_ready()
 
+    def _save_model(self, session: ChatSession) -> None:
+        if session.chat_id is not None:
+            chat_id, model, options = session.chat_id, session.model, dict(session.options)
+            self._history_call(lambda history: history.set_model(chat_id, model or None, options))
+
     def _show_ready(self) -> None:
-        if self.streaming or self.session is None:
+        if self.streaming:
             return
-        parts = [f"ready · {self.session.model}"]
-        plan = self.plan.plan if self.plan and self.plan.spec.name == self.session.model else None
+        session = self.session
+        if session is None:
+            if self.online:
+                self._status("no model to chat with: pick one in the list (F2) or pull one (p)")
+            return
+        if self.installed is not None and session.model not in self.installed:
+            self._status(f"{session.model} is not installed any more: pick another model (F2) or pull it (p)")
+            return
+        parts = [f"ready · {session.model}"]
+        plan = self.plan.plan if self.plan and self.plan.spec.name == session.model else None
         if plan is not None:
             parts.append(f"GPU {plan.num_gpu}/{plan.layers_total} layers · ctx {plan.num_ctx}")
             if self.plan and self.plan.tokens_per_s:
@@ -202,6 +627,12 @@ class ChatPane(Vertical):
         meter = self._meter
         return meter is not None and meter.tokens > 0
 
+    @property
+    def streaming_model(self) -> str | None:
+        """The model whose reply is streaming now, in whichever chat."""
+        key = self._streaming_key
+        return self.chats[key].model if self.streaming and key in self.chats else None
+
     def warn(self, text: str | None) -> None:
         """A standing warning above the status line (the GPU claim check); None clears it."""
         alarm = self.query_one("#chat-alarm", Static)
@@ -215,26 +646,34 @@ class ChatPane(Vertical):
     def streaming(self) -> bool:
         return self._reply_worker is not None and not self._reply_worker.is_finished
 
+    def set_installed(self, names: set[str] | None) -> None:
+        self.installed = names
+        self._show_ready()
+
     def use_model(self, name: str | None) -> None:
+        """The chat in front talks to `name` from now on (None: nothing is installed)."""
         if name is None:
             # The conversation stays on screen and in memory; there is just nothing to send it to.
-            self.model_available = False
+            self.installed = set()
             if not self.streaming:
-                self._status("no model installed: pull one with `ollama pull llama3.2`, then press ctrl+r")
+                self._status("no model installed: pull one (p in the model list), then chat")
             return
-        self.model_available = True
-        if self.session is None:
-            self.session = ChatSession(model=name)
-        elif self.session.model != name:
+        session = self.active
+        if session.model != name:
             # The conversation goes with the new model; the user sees the switch in the transcript.
             # Its options come with its own plan.
-            self.session.model = name
-            self.session.options = MappingProxyType({})
-            if self.session.turns:
-                self.query_one("#transcript").mount(TurnNote(f"now chatting with {name}"))
-        self.border_title = f"Chat · {inert(name)}"
+            had_model = bool(session.model)
+            session.model = name
+            session.options = MappingProxyType({})
+            if session.turns and had_model:
+                self.transcript().mount(TurnNote(f"now chatting with {name}"))
+            self._save_model(session)
+            for key, other in self.chats.items():
+                if not other.model:
+                    other.model = name  # chats opened before any model was known
+                    self._relabel(key)
+        self._show_model(session)
         self._show_ready()
-        self.query_one("#prompt", Input).placeholder = f"Ask {inert(name)}… (Enter to send)"
 
     def set_online(self, online: bool) -> None:
         self.online = online
@@ -247,21 +686,32 @@ class ChatPane(Vertical):
         if not prompt:
             return
         if self.streaming:
-            self.notify("A reply is still streaming; Esc stops it.", severity="warning")
+            where = self._streaming_key
+            elsewhere = (
+                f" in {self.chats[where].title!r}" if where in self.chats and where != self.active_key else ""
+            )
+            self.notify(
+                f"A reply is still streaming{elsewhere}; Esc stops it.", severity="warning", markup=False
+            )
             return
         if not self.online:
-            self.notify(f"Ollama is not reachable at {self._ollama.host}.", severity="error")
+            self.notify(f"Ollama is not reachable at {self._ollama.host}.", severity="error", markup=False)
             return
-        if self.session is None or not self.model_available:
-            self.notify("No model to chat with: pull one with `ollama pull llama3.2`.", severity="error")
+        session = self.session
+        if session is None or (self.installed is not None and session.model not in self.installed):
+            self.notify("No installed model to chat with: pick one (F2) or pull one (p).", severity="error")
             return
         event.input.clear()
-        messages = self.session.ask(prompt)
-        transcript = self.query_one("#transcript", VerticalScroll)
+        if not session.turns and not session.titled_by_user:
+            session.title = title_from_prompt(prompt)
+            self._relabel(self.active_key)
+        messages = session.ask(prompt)
+        transcript = self.transcript()
         reply = AssistantTurn()
         transcript.mount(UserTurn(prompt), reply)
         transcript.anchor()
-        self._reply_worker = self._stream_reply(self.session, messages, reply)
+        self._streaming_key = self.active_key
+        self._reply_worker = self._stream_reply(self.active_key, session, prompt, messages, reply)
 
     def stop_reply(self) -> bool:
         """Stop receiving the reply; the text so far stays. Returns whether one was arriving."""
@@ -273,16 +723,24 @@ class ChatPane(Vertical):
 
     @work(group="chat", exclusive=True, exit_on_error=False)
     async def _stream_reply(
-        self, session: ChatSession, messages: list[dict[str, str]], reply: AssistantTurn
+        self,
+        key: str,
+        session: ChatSession,
+        prompt: str,
+        messages: list[dict[str, str]],
+        reply: AssistantTurn,
     ) -> None:
         meter = self._meter = TokenMeter()
         self.warn(None)  # a warning about the previous reply is not about this one
+        self._status(f"waiting for {session.model}… (loading it can take a while)")
+        ids = await self._save_prompt(session, prompt)
         stream = Markdown.get_stream(reply)
         received: list[str] = []
-        self._status(f"waiting for {session.model}… (loading it can take a while)")
         self._live_timer.resume()
         # Esc cancels only this inner task, so the wrap-up below always runs to its end.
-        self._receiving = asyncio.create_task(self._receive(session, messages, stream, meter, received))
+        self._receiving = asyncio.create_task(
+            self._receive(session, messages, stream, meter, received, ids[1])
+        )
         try:
             stats, error, stopped = await self._receiving
         finally:
@@ -296,7 +754,11 @@ class ChatPane(Vertical):
         # parse (an unclosed code fence, a table), and the final screen must be exact.
         if text:
             await reply.update(inert(text))
-        self._finish(session, text, meter, stats, error, stopped, reply)
+        figures = self._finish(key, session, text, meter, stats, error, stopped, reply)
+        status: MessageStatus = "stopped" if stopped else "error" if error is not None else "complete"
+        await self._save_reply(
+            ids, text, status, figures_record(figures) if figures else None, str(error or "")
+        )
 
     async def _receive(
         self,
@@ -305,17 +767,25 @@ class ChatPane(Vertical):
         stream: MarkdownStream,
         meter: TokenMeter,
         received: list[str],
+        reply_id: int | None,
     ) -> tuple[GenerationStats | None, OllamaError | None, bool]:
         """Read the reply into `received`; returns Ollama's figures, the error, whether stopped."""
         stats: GenerationStats | None = None
+        history = self._history if reply_id is not None else None
+        # The partial reply is written twice a second: if llmdeck or the machine dies, it is kept.
+        writer = ReplyWriter(REPLY_SAVE_INTERVAL_S)
+        writer.due()  # the empty reply was just written
         try:
             # Closing the iterator closes the HTTP response, which tells Ollama to stop generating.
-            async with aclosing(self._ollama.chat(session.model, messages, session.options)) as chunks:
+            chunks = self._ollama.chat(session.model, messages, session.options, keep_alive=self._keep_alive)
+            async with aclosing(chunks):
                 async for chunk in chunks:
                     if chunk.content:
                         meter.token()
                         received.append(chunk.content)
                         await stream.write(inert(chunk.content))
+                        if history is not None and reply_id is not None and writer.due():
+                            history.update_message_soon(reply_id, "".join(received))
                     if chunk.stats is not None:
                         stats = chunk.stats
         except asyncio.CancelledError:
@@ -326,6 +796,7 @@ class ChatPane(Vertical):
 
     def _finish(
         self,
+        key: str,
         session: ChatSession,
         text: str,
         meter: TokenMeter,
@@ -333,8 +804,9 @@ class ChatPane(Vertical):
         error: OllamaError | None,
         stopped: bool,
         reply: AssistantTurn,
-    ) -> None:
-        transcript = self.query_one("#transcript", VerticalScroll)
+    ) -> ReplyFigures | None:
+        """Show how the reply ended; returns Ollama's figures when it ended well."""
+        transcript = self.transcript(key) if key in self.chats else None
         if text:
             session.answered(text)
         else:
@@ -344,12 +816,15 @@ class ChatPane(Vertical):
             if withdrawn and not prompt.value:
                 # Nothing came back: give the prompt back so it can be sent again as it was.
                 prompt.value = withdrawn
+        figures: ReplyFigures | None = None
         if stopped:
-            transcript.mount(TurnNote(f"stopped by you after {meter.tokens} tokens"))
+            if transcript is not None:
+                transcript.mount(TurnNote(f"stopped by you after {meter.tokens} tokens"))
             self._status(f"stopped · {describe_live(meter)} (llmdeck)")
         elif error is not None:
             note = f"reply interrupted: {error}" if text else str(error)
-            transcript.mount(TurnNote(note, error=True))
+            if transcript is not None:
+                transcript.mount(TurnNote(note, error=True))
             self._status(f"error · {error}")
             if isinstance(error, OllamaUnreachable | StreamInterrupted | ModelNotFound):
                 self.post_message(self.RecheckServer(error))
@@ -364,15 +839,44 @@ class ChatPane(Vertical):
                 if measured and estimated and (figures.eval_count or 0) >= CALIBRATION_MIN_TOKENS:
                     self.post_message(self.ReplyMeasured(session.model, measured, estimated))
             self._status(final)
+        return figures
 
     def _show_live_status(self) -> None:
         meter = self._meter
-        if meter is None or self.session is None:
+        if meter is None or meter.tokens == 0:
             return
-        if meter.tokens == 0:
-            return
-        self._status(f"streaming · {describe_live(meter)} (live, llmdeck)")
+        key = self._streaming_key
+        where = f"{self.chats[key].title}: " if key in self.chats and key != self.active_key else ""
+        self._status(f"{where}streaming · {describe_live(meter)} (live, llmdeck)")
 
     def _status(self, text: str) -> None:
         # Status lines quote model names and server messages: never let them drive the terminal.
         self.query_one("#chat-status", Static).update(Text(inert(text)))
+
+
+def _tab_label(session: ChatSession) -> Text:
+    # Tab labels are markup by default; a chat's name is whatever the user or a prompt made it.
+    return Text(inert(session.title or "Chat"), no_wrap=True, overflow="ellipsis")
+
+
+def _session_from(stored: StoredChat) -> ChatSession:
+    turns = [Turn(message.role, message.content) for message in stored.messages if message.content]
+    return ChatSession(
+        model=stored.model or "",
+        options=MappingProxyType(dict(stored.options)),
+        turns=turns,
+        title=stored.title,
+        system_prompt=stored.system_prompt,
+        chat_id=stored.id,
+        titled_by_user=True,
+    )
+
+
+def _status_note(message: StoredMessage) -> TurnNote | None:
+    if message.status == "stopped":
+        return TurnNote("stopped by you")
+    if message.status == "interrupted":
+        return TurnNote("reply interrupted: llmdeck closed before it ended", error=True)
+    if message.status == "error":
+        return TurnNote(message.note or "the reply ended with an error", error=True)
+    return None

@@ -9,6 +9,7 @@ from textual.message import Message
 from llmdeck.fit.pick import Recommendations
 from llmdeck.fit.spec import ModelSpec
 from llmdeck.hardware import HardwareSnapshot
+from llmdeck.history import History, StoredChat
 from llmdeck.ollama_api import InstalledModel, RunningModel
 from llmdeck.state import State
 from llmdeck.store.report import StoreReport
@@ -100,3 +101,13 @@ class StateSaved(Message):
         self.state = state
         self.problem = problem
         self.replan = replan  # the change affects plans (a calibration)
+
+
+class HistoryOpened(Message):
+    """The chat history file is open (or could not be): its chats, and what went wrong."""
+
+    def __init__(self, history: History | None, chats: list[StoredChat], problem: str | None) -> None:
+        super().__init__()
+        self.history = history
+        self.chats = chats
+        self.problem = problem

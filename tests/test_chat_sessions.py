@@ -1,0 +1,262 @@
+"""Several chats in tabs, each with its own model, options and system prompt, kept across runs."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from helpers import fast_settings, wait_until
+from ollama_standin import DEFAULT_REPLY, OllamaStandIn, Reply
+from textual.pilot import Pilot
+from textual.widgets import Input, Tabs
+
+from llmdeck.hardware import StaticProbe
+from llmdeck.history import history_path
+from llmdeck.ollama_api import OllamaService
+from llmdeck.ui.app import LlmdeckApp, create_app
+from llmdeck.ui.chat_pane import AssistantTurn, ChatPane, TurnNote, UserTurn
+from llmdeck.ui.models_pane import ModelsPane
+from llmdeck.ui.text_prompt import AskText
+
+SIZE = (120, 40)
+
+
+def build(standin: OllamaStandIn, probe: StaticProbe, history_file: Path | None = None) -> LlmdeckApp:
+    return create_app(
+        OllamaService(standin.url), probe, fast_settings(standin.url), history_file=history_file
+    )
+
+
+def chat_of(app: LlmdeckApp) -> ChatPane:
+    return app.query_one(ChatPane)
+
+
+def tab_labels(app: LlmdeckApp) -> list[str]:
+    return [str(tab.label) for tab in app.query_one(Tabs).query("Tab")]
+
+
+def visible_user_turns(app: LlmdeckApp) -> list[str]:
+    transcript = chat_of(app).transcript()
+    return [str(turn.render()) for turn in transcript.query(UserTurn)]
+
+
+def conversation_requests(standin: OllamaStandIn) -> list[dict[str, object]]:
+    # Loading a model ahead is an empty chat request; only real turns count here.
+    return [request for request in standin.chat_requests if request.get("messages")]
+
+
+async def ready(app: LlmdeckApp) -> None:
+    await wait_until(lambda: app.query_one(ModelsPane).row_count > 0 and app.history_restored)
+    await wait_until(lambda: chat_of(app).session is not None and bool(app.fits))
+
+
+async def say(app: LlmdeckApp, pilot: Pilot[None], prompt: str) -> None:
+    chat = chat_of(app)
+    turns = len(chat.active.turns)
+    app.query_one("#prompt", Input).focus()
+    await pilot.press(*prompt)
+    await pilot.press("enter")
+    # The stand-in answers at once: wait for the reply to be kept, not for streaming to be seen.
+    await wait_until(lambda: len(chat.active.turns) == turns + 2 and not chat.streaming)
+    await pilot.pause()
+
+
+async def choose_model(app: LlmdeckApp, pilot: Pilot[None], name: str) -> None:
+    models = app.query_one(ModelsPane)
+    models.focus()
+    models.move_cursor(row=models.sorted_names().index(name))
+    await pilot.press("enter")
+    await wait_until(lambda: chat_of(app).session is not None and chat_of(app).session.model == name)  # type: ignore[union-attr]
+
+
+async def answer_dialog(pilot: Pilot[None], text: str | None, *, save_key: str = "enter") -> None:
+    await wait_until(lambda: isinstance(pilot.app.screen, AskText))
+    if text is not None:
+        field = pilot.app.screen.query_one("#text")
+        if isinstance(field, Input):
+            field.value = text
+        else:
+            field.text = text  # type: ignore[attr-defined]
+    await pilot.press(save_key)
+    await wait_until(lambda: not isinstance(pilot.app.screen, AskText))
+
+
+async def test_each_chat_has_its_own_tab_transcript_and_conversation(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        await say(app, pilot, "Tell me about llamas")
+        # The first prompt names the chat.
+        assert tab_labels(app) == ["Tell me about llamas"]
+        await pilot.press("ctrl+n")
+        assert tab_labels(app) == ["Tell me about llamas", "Chat 2"]
+        assert visible_user_turns(app) == []
+        await say(app, pilot, "And alpacas?")
+        # The new chat's request carries only its own turn, not the other chat's.
+        sent = conversation_requests(standin)[-1]["messages"]
+        assert sent == [{"role": "user", "content": "And alpacas?"}]
+        await pilot.press("ctrl+pageup")
+        assert visible_user_turns(app) == ["Tell me about llamas"]
+        await pilot.press("ctrl+pagedown")
+        assert visible_user_turns(app) == ["And alpacas?"]
+
+
+async def test_a_chat_keeps_its_model_when_another_chat_switches(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        first_model = chat_of(app).active.model
+        await say(app, pilot, "hello")
+        await pilot.press("ctrl+n")
+        await choose_model(app, pilot, "llama3.2:3b")
+        await say(app, pilot, "hi small model")
+        assert conversation_requests(standin)[-1]["model"] == "llama3.2:3b"
+        chat_of(app).focus()
+        await pilot.press("ctrl+pageup")
+        await pilot.pause()
+        assert chat_of(app).active.model == first_model
+        # The model list follows the chat in front.
+        assert app.query_one(ModelsPane).active == first_model
+        await say(app, pilot, "again")
+        assert conversation_requests(standin)[-1]["model"] == first_model
+
+
+async def test_system_prompt_is_sent_first_and_shown(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        await pilot.press("f7")
+        await answer_dialog(pilot, "You answer like a pirate.", save_key="ctrl+s")
+        assert "You answer like a pirate." in str(app.query_one("#chat-system").render())
+        await say(app, pilot, "hello")
+        sent = conversation_requests(standin)[-1]["messages"]
+        assert sent[0] == {"role": "system", "content": "You answer like a pirate."}
+        assert sent[1] == {"role": "user", "content": "hello"}
+        # Esc leaves it as it was.
+        await pilot.press("f7")
+        await answer_dialog(pilot, "something else", save_key="escape")
+        assert chat_of(app).active.system_prompt == "You answer like a pirate."
+
+
+async def test_chats_are_restored_on_reopen_with_model_options_and_system_prompt(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        await pilot.press("f7")
+        await answer_dialog(pilot, "Be brief.", save_key="ctrl+s")
+        await say(app, pilot, "first chat prompt")
+        await pilot.press("f6")
+        await answer_dialog(pilot, "Llama notes")
+        await pilot.press("ctrl+n")
+        await choose_model(app, pilot, "llama3.2:3b")
+        await say(app, pilot, "second chat prompt")
+        options_second = dict(chat_of(app).active.options)
+
+    reopened = build(standin, recorded_probe)
+    async with reopened.run_test(size=SIZE) as pilot:
+        await ready(reopened)
+        chat = chat_of(reopened)
+        assert tab_labels(reopened) == ["Llama notes", "second chat prompt"]
+        # The chat used last is in front, with its model and the options its requests were sent with.
+        assert chat.active.title == "second chat prompt"
+        assert chat.active.model == "llama3.2:3b"
+        assert dict(chat.active.options) == options_second
+        assert visible_user_turns(reopened) == ["second chat prompt"]
+        assert len(chat.transcript().query(AssistantTurn)) == 1
+        await pilot.press("ctrl+pageup")
+        assert chat.active.system_prompt == "Be brief."
+        assert visible_user_turns(reopened) == ["first chat prompt"]
+        # The model sees the restored conversation with the next prompt.
+        await say(reopened, pilot, "continue")
+        sent = conversation_requests(standin)[-1]["messages"]
+        assert [message["role"] for message in sent] == ["system", "user", "assistant", "user"]
+        assert sent[2]["content"] == DEFAULT_REPLY
+
+
+async def test_delete_asks_first_and_removes_the_chat_from_the_history(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        await say(app, pilot, "keep me")
+        await pilot.press("ctrl+n")
+        await say(app, pilot, "delete me")
+        await pilot.press("ctrl+delete")
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert tab_labels(app) == ["keep me", "delete me"]
+        await pilot.press("ctrl+delete")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(lambda: tab_labels(app) == ["keep me"])
+        assert visible_user_turns(app) == ["keep me"]
+        assert app.history is not None
+        await app.history.flush()
+    with sqlite3.connect(history_path()) as db:
+        titles = [row[0] for row in db.execute("SELECT title FROM chats")]
+        prompts = [row[0] for row in db.execute("SELECT content FROM messages WHERE role = 'user'")]
+    assert titles == ["keep me"]
+    assert prompts == ["keep me"]
+
+
+async def test_copy_last_reply_puts_the_original_text_on_the_clipboard(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    reply = "Here is **bold** and an escape \x1b]0;title\x07 that the screen shows inert."
+    standin.replies.append(Reply(text=reply))
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        await pilot.press("ctrl+y")
+        assert app.clipboard == ""  # nothing to copy yet
+        await say(app, pilot, "hello")
+        await pilot.press("ctrl+y")
+        assert app.clipboard == reply
+
+
+async def test_export_writes_markdown_with_front_matter_and_never_overwrites(
+    standin: OllamaStandIn, recorded_probe: StaticProbe, tmp_path: Path
+) -> None:
+    app = build(standin, recorded_probe)
+    target = tmp_path / "llamas.md"
+    target.write_text("the user's own file\n")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        model = chat_of(app).active.model
+        await say(app, pilot, "Tell me about llamas")
+        await pilot.press("f8")
+        await answer_dialog(pilot, str(target))
+        written = tmp_path / "llamas-2.md"
+        await wait_until(written.exists)
+    assert target.read_text() == "the user's own file\n"
+    text = written.read_text()
+    front, body = text.split("\n---\n", 1)
+    assert front.startswith("---\n")
+    assert f'model: "{model}"' in front
+    assert "decode_tokens_per_s:" in front
+    assert "Tell me about llamas" in body
+    assert "Three facts about llamas" in body
+
+
+async def test_a_chat_with_a_missing_model_says_so_and_keeps_its_model(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        await choose_model(app, pilot, "llama3.2:3b")
+        await say(app, pilot, "hello")
+        del standin.models["llama3.2:3b"]
+        await wait_until(lambda: "not installed" in str(app.query_one("#chat-status").render()), timeout=5)
+        assert chat_of(app).active.model == "llama3.2:3b"
+        assert isinstance(chat_of(app).transcript().children[-1], AssistantTurn | TurnNote)
