@@ -727,21 +727,23 @@ async def make_read_only(store: AsyncHistory, read_only: bool) -> None:
     await asyncio.wrap_future(store._executor.submit(connection.execute, pragma))
 
 
-async def test_a_failed_background_write_is_raised_by_the_next_call(path: Path) -> None:
+async def test_a_failed_background_write_does_not_stop_the_final_one_and_flush_reports_it(path: Path) -> None:
     store = AsyncHistory(History(path))
     try:
         chat = await store.create_chat("c", "m")
         reply = await store.add_message(chat.id, "assistant", "", status="streaming")
         await make_read_only(store, True)
-        store.update_message_soon(reply.id, "partial")
-        with pytest.raises(HistoryError, match="readonly") as raised:
-            await store.add_message(chat.id, "user", "next prompt")
-        assert str(path) in str(raised.value)
+        store.update_message_soon(reply.id, "partial")  # fails: the disk refused it
         await make_read_only(store, False)
-        await store.flush()  # reported once
-        # The call that raised the earlier failure did nothing: no half-done duplicate to clean up.
+        # The final text of the reply is still written...
+        await store.update_message(reply.id, "the whole reply", status="complete")
         [seen] = await store.chats()
-        assert [(m.role, m.content) for m in seen.messages] == [("assistant", "")]
+        assert [(m.content, m.status) for m in seen.messages] == [("the whole reply", "complete")]
+        # ...and the earlier failure is reported, once, naming the file.
+        with pytest.raises(HistoryError, match="readonly") as raised:
+            await store.flush()
+        assert str(path) in str(raised.value)
+        await store.flush()
     finally:
         await store.aclose()
 

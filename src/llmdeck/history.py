@@ -24,6 +24,8 @@ from typing import Any, Literal, TypeVar, get_args
 
 import platformdirs
 
+from llmdeck.private_files import make_private_folders
+
 if sys.platform != "win32":
     import fcntl
 
@@ -266,7 +268,7 @@ class History:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            _make_private_folders(self._path.parent)
+            make_private_folders(self._path.parent)
         except OSError as error:
             raise HistoryError(
                 f"cannot create the folder for llmdeck's chat history {self._path}: {_os_reason(error)}"
@@ -566,14 +568,16 @@ class AsyncHistory:
     ) -> None:
         """Write without waiting (a streaming reply's partial text).
 
-        A failure is kept and raised, as HistoryError, by the next awaited call or `flush()`.
+        A failure is kept and raised, as HistoryError, by the next `flush()` (or `aclose()`); the
+        calls in between still run, so the final text of a reply is written even after a partial
+        write failed.
         """
         job = partial(self._history.update_message, message_id, content, status, _copy(stats), note)
         self._submit(partial(self._run_soon, job))
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is written; raise a failure kept from it."""
-        await self._call(_nothing)
+        await self._call(self._raise_kept_failure)
 
     async def aclose(self) -> None:
         """Flush, close the file and end the worker thread; a kept failure is raised after that."""
@@ -606,9 +610,8 @@ class AsyncHistory:
         return self._executor.submit(job)
 
     def _run(self, job: Callable[[], T]) -> T:
-        # An earlier fire-and-forget write failed: report it instead of doing this call, so an
-        # exception from any awaited call always means that call did nothing.
-        self._raise_kept_failure()
+        # A failed fire-and-forget write does not stop this one: the final text of a reply must be
+        # tried even when a partial save of it failed (`flush` reports the earlier failure).
         return job()
 
     def _run_soon(self, job: Callable[[], None]) -> None:
@@ -722,22 +725,6 @@ def _load_object(text: object) -> dict[str, Any] | None:
 def _copy(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     # The worker writes later; a caller changing its dict meanwhile must not change what is saved.
     return None if value is None else dict(value)
-
-
-def _nothing() -> None:
-    return None
-
-
-def _make_private_folders(folder: Path) -> None:
-    # The XDG spec asks for mode 0o700 on every folder created for user data, and
-    # mkdir(parents=True) would give the folders above the last one the umask's mode instead.
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    for created in reversed(missing):
-        with suppress(FileExistsError):  # another llmdeck made it just now
-            created.mkdir(mode=0o700)
 
 
 def _os_reason(error: OSError) -> str:

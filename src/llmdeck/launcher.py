@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import platformdirs
 import psutil
 
+from llmdeck.private_files import make_private_folders
+
 STOP_WAIT_S = 5.0
 
 
@@ -81,7 +83,7 @@ class ServeLauncher:
             )
         log_path = self.log_path or serve_log_path()
         try:
-            log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_folders(log_path.parent)
             # Readable by the user only: the log names models and paths.
             descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as error:

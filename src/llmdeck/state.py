@@ -27,6 +27,8 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from llmdeck.private_files import make_private_folders
+
 if sys.platform != "win32":
     import fcntl
 
@@ -158,6 +160,9 @@ def _read(path: Path) -> State:
     except tomllib.TOMLDecodeError as error:
         # tomllib's message ends with the line and column, e.g. "(at line 3, column 9)".
         raise _Unusable(f"not valid TOML: {error}") from error
+    except RecursionError as error:
+        # tomllib parses nested arrays recursively: a few hundred `[` exhaust the stack.
+        raise _Unusable("arrays or tables nested too deeply") from error
     return _from_toml(data)
 
 
@@ -327,7 +332,7 @@ def _locked(path: Path) -> Iterator[bool]:
     lose one's change. So a lock that cannot be taken (Windows, a file system without locks) does
     not stop the save, and a folder that cannot be written is reported by the write itself.
     """
-    _make_private_folders(path.parent)
+    make_private_folders(path.parent)
     if sys.platform == "win32":
         yield False
         return
@@ -345,18 +350,6 @@ def _locked(path: Path) -> Iterator[bool]:
     finally:
         if descriptor is not None:
             os.close(descriptor)  # closing releases the lock
-
-
-def _make_private_folders(folder: Path) -> None:
-    # The XDG spec asks for mode 0o700 on every folder created for state, and mkdir(parents=True)
-    # gives the folders above the last one the umask's mode instead.
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    for created in reversed(missing):
-        with suppress(FileExistsError):  # another llmdeck made it just now
-            created.mkdir(mode=0o700)
 
 
 @contextmanager
