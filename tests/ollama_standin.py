@@ -218,6 +218,19 @@ class Reply:
     # After some output: an error line inside the 200 stream, as Ollama sends it.
     error_after_tokens: int | None = None
     error_message: str = ""
+    # Faults of a dying or broken server, after this many tokens:
+    # the connection dropped mid-body (as when the server process dies),
+    drop_after_tokens: int | None = None
+    # no bytes for `stall_s` seconds (a hung runner), then the rest of the reply,
+    stall_after_tokens: int | None = None
+    stall_s: float = 0.0
+    # a line that is not what Ollama sends (cut short, not JSON, not an object).
+    garbage_after_tokens: int | None = None
+    garbage: str = '{"model":"x","message":{"role":"assistant","content":"tru'
+
+
+class ServerDied(Exception):
+    """Raised inside a streaming body: werkzeug drops the connection without ending the body."""
 
 
 def split_tokens(text: str) -> list[str]:
@@ -253,6 +266,9 @@ class OllamaStandIn:
         self.replies: deque[Reply] = deque()
         self.default_reply = Reply()
         self.chat_requests: list[dict[str, Any]] = []
+        # A GPU that holds only so many layers of a model: asking for more fails to load, with
+        # the error Ollama reports when cudaMalloc fails (num_gpu -1 or absent means every layer).
+        self.max_gpu_layers: dict[str, int] = {}
         self.streams: list[StreamRecord] = []
         # What a pull may install beyond the catalog's models, by name.
         self.library: dict[str, StandInModel] = {}
@@ -354,6 +370,10 @@ class OllamaStandIn:
         name = body.get("model", "")
         if name not in self.models:
             return _error(404, f"model '{name}' not found")
+        limit = self.max_gpu_layers.get(name)
+        requested = (body.get("options") or {}).get("num_gpu", -1)
+        if limit is not None and (requested < 0 or requested > limit):
+            return _error(500, "llama runner process has terminated: cudaMalloc failed: out of memory")
         if not body.get("messages"):
             # An empty chat loads the model, or with keep_alive 0 unloads it (Ollama's API docs).
             expires = keep_alive_expiry(body.get("keep_alive"))
@@ -409,6 +429,13 @@ class OllamaStandIn:
                     yield json.dumps({"error": reply.error_message}, separators=(",", ":")) + "\n"
                     record.finished = True
                     return
+                if index == reply.drop_after_tokens:
+                    record.finished = True  # what the server did; the client did not hang up
+                    raise ServerDied("the stand-in drops the connection mid-reply")
+                if index == reply.garbage_after_tokens:
+                    yield reply.garbage + "\n"
+                if index == reply.stall_after_tokens:
+                    time.sleep(reply.stall_s)
                 if index and reply.token_delay_s:
                     time.sleep(reply.token_delay_s)
                 if first_token_at is None:

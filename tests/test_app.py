@@ -190,7 +190,8 @@ async def test_models_sort_by_each_column(standin: OllamaStandIn, recorded_probe
 async def test_load_failure_shows_ollamas_words_and_gives_the_prompt_back(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
-    message = "model requires more system memory (12.3 GiB) than is available (7.1 GiB)"
+    # Not a lack of memory (that is retried smaller, see test_stream_faults): nothing to retry.
+    message = "llama runner process has terminated: error loading model: unknown model architecture: 'x'"
     standin.replies.append(Reply(status=500, status_error=message))
     app = build(standin.url, recorded_probe)
     async with app.run_test(size=SIZE) as pilot:

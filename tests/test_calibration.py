@@ -40,10 +40,15 @@ async def planned(app: LlmdeckApp) -> ModelsPane:
 
 async def chat_once(app: LlmdeckApp, pilot: Pilot[None], standin: OllamaStandIn) -> str:
     """Send a prompt; returns the status line once the reply is in."""
-    before = len(standin.chat_requests)
-    await pilot.press(*"llamas", "enter")
     chat = app.query_one(ChatPane)
-    await wait_until(lambda: len(standin.chat_requests) > before and not chat.streaming)
+    assert chat.session is not None
+    turns = len(chat.session.turns)
+    await pilot.press(*"llamas", "enter")
+    # Done when the reply is in the conversation and its figures are on the status line.
+    await wait_until(lambda: len(chat.active.turns) == turns + 2 and not chat.streaming)
+    await wait_until(
+        lambda: re.match(r"[\d.]+ tok/s", str(app.query_one("#chat-status").render())) is not None
+    )
     return str(app.query_one("#chat-status").render())
 
 

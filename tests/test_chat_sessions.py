@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -260,3 +261,97 @@ async def test_a_chat_with_a_missing_model_says_so_and_keeps_its_model(
         await wait_until(lambda: "not installed" in str(app.query_one("#chat-status").render()), timeout=5)
         assert chat_of(app).active.model == "llama3.2:3b"
         assert isinstance(chat_of(app).transcript().children[-1], AssistantTurn | TurnNote)
+
+
+async def test_quitting_mid_reply_closes_the_stream_and_keeps_what_arrived(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    standin.default_reply = Reply(token_delay_s=0.05)
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        app.query_one("#prompt", Input).focus()
+        await pilot.press(*"hello", "enter")
+        await wait_until(lambda: chat_of(app).tokens_flowing and bool(standin.streams))
+        await wait_until(lambda: standin.streams[-1].sent_tokens >= 5)
+        await pilot.press("ctrl+q")
+    record = standin.streams[-1]
+    assert record.done.wait(5)
+    assert record.closed_by_client and not record.finished
+    with sqlite3.connect(history_path()) as db:
+        kept = list(db.execute("SELECT role, content, status FROM messages ORDER BY id"))
+    assert kept[0] == ("user", "hello", "complete")
+    role, partial, status = kept[1]
+    assert (role, status) == ("assistant", "interrupted")
+    # Every token that arrived, not only the last half-second save.
+    assert DEFAULT_REPLY.startswith(partial) and len(partial.split()) >= 5
+
+
+async def test_each_chat_keeps_what_was_typed_in_it(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        prompt = app.query_one("#prompt", Input)
+        await pilot.press(*"half a thought")
+        await pilot.press("ctrl+n")
+        assert prompt.value == ""
+        await pilot.press(*"another")
+        await pilot.press("ctrl+pageup")
+        assert prompt.value == "half a thought"
+        await pilot.press("ctrl+pagedown")
+        assert prompt.value == "another"
+
+
+async def test_a_first_prompt_that_got_no_reply_leaves_no_chat_in_the_history(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    standin.replies.append(
+        Reply(status=500, status_error="llama runner process has terminated: error loading model")
+    )
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        app.query_one("#prompt", Input).focus()
+        await pilot.press(*"my secret", "enter")
+        await wait_until(lambda: app.query_one("#prompt", Input).value == "my secret")
+        assert app.history is not None
+        await wait_until(lambda: chat_of(app).active.chat_id is None)
+        await app.history.flush()
+    with sqlite3.connect(history_path()) as db:
+        assert list(db.execute("SELECT title FROM chats")) == []
+        assert list(db.execute("SELECT content FROM messages")) == []
+
+
+async def test_a_full_disk_for_the_history_is_said_and_the_chat_goes_on(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        assert app.history is not None
+        history = app.history
+
+        def fill_the_disk() -> None:
+            connection = history.history._connection
+            assert connection is not None
+            # SQLite's own page limit gives the very error a full disk gives ("database or disk is full").
+            pages = connection.execute("PRAGMA page_count").fetchone()[0]
+            connection.execute(f"PRAGMA max_page_count = {pages}")
+
+        await asyncio.wrap_future(history._executor.submit(fill_the_disk))
+        chat = chat_of(app)
+        prompt = app.query_one("#prompt", Input)
+        prompt.value = "x" * 100_000  # a prompt too big for the pages left (pasted, not typed)
+        prompt.focus()
+        await pilot.press("enter")
+        await wait_until(lambda: len(chat.active.turns) == 2 and not chat.streaming)
+        await pilot.pause()
+        notices = [str(notice.message) for notice in app._notifications]
+        assert any("full" in notice for notice in notices)
+        # The conversation goes on, on screen and with the model.
+        assert chat_of(app).active.turns[-1].content == DEFAULT_REPLY
+        assert visible_user_turns(app) == ["x" * 100_000]
+        await say(app, pilot, "still here")
+        assert conversation_requests(standin)[-1]["messages"][-1] == {"role": "user", "content": "still here"}

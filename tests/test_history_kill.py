@@ -78,3 +78,35 @@ async def test_killing_llmdeck_mid_reply_keeps_the_prompt_and_the_partial_reply(
         assert any("interrupted" in str(note.render()) for note in chat.query(TurnNote))
         assert [turn.content for turn in chat.active.turns] == ["Tell me about llamas", partial]
     assert rows(database)[1][2] == "interrupted"
+
+
+def quit_mid_reply(url: str) -> tuple[int | None, bytes]:
+    """Run llmdeck in a terminal, send a prompt, press ctrl+q while the reply streams."""
+    command = [sys.executable, "-m", "llmdeck", "--host", url]
+    with Terminal(command) as terminal:
+        terminal.wait_for(MARKER, timeout_s=30)
+        time.sleep(0.5)
+        terminal.type(b"Tell me about llamas\r")
+        terminal.wait_for(b"streaming", timeout_s=20)
+        terminal.type(b"\x11")  # ctrl+q
+        code = terminal.process.wait(timeout=10)
+        time.sleep(0.2)  # the last bytes reach the reader
+        return code, bytes(terminal.output)
+
+
+async def test_ctrl_q_mid_reply_restores_the_terminal_and_closes_the_stream(standin: OllamaStandIn) -> None:
+    standin.default_reply = Reply(token_delay_s=0.05)
+    code, output = await asyncio.to_thread(quit_mid_reply, standin.url)
+    assert code == 0
+    tail = output[-2000:]
+    # Textual leaves the alternate screen and shows the cursor again: the shell is as it was.
+    assert b"\x1b[?1049l" in tail and b"\x1b[?25h" in tail
+    record = standin.streams[-1]
+    assert record.done.wait(5) and record.closed_by_client
+    with sqlite3.connect(history_path()) as db:
+        [(partial, status)] = list(
+            db.execute("SELECT content, status FROM messages WHERE role = 'assistant'")
+        )
+    # Whether the wrap-up ran ("stopped", by the user's quit) or closing cut it short ("interrupted").
+    assert status in ("stopped", "interrupted")
+    assert partial and DEFAULT_REPLY.startswith(partial)

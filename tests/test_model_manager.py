@@ -4,6 +4,7 @@ against the loopback stand-in, with a real store tree where the bytes freed matt
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -225,7 +226,8 @@ async def test_load_of_another_model_sends_its_own_plans_options_and_no_keep_ali
 
 
 async def test_a_failed_load_says_why(standin: OllamaStandIn, recorded_probe: StaticProbe) -> None:
-    app = build(standin, recorded_probe)
+    # No heartbeat meanwhile: the list must still show the model the server no longer has.
+    app = build(standin, recorded_probe, replace(fast_settings(standin.url), heartbeat_s=60))
     async with app.run_test(size=SIZE) as pilot:
         await highlight(app, "llama3.2:3b")
         del standin.models["llama3.2:3b"]
@@ -284,7 +286,8 @@ async def test_details_show_ollamas_description_and_the_plan(
 async def test_details_of_a_model_gone_meanwhile_say_so(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
-    app = build(standin, recorded_probe)
+    # No heartbeat meanwhile: the list must still show the model the server no longer has.
+    app = build(standin, recorded_probe, replace(fast_settings(standin.url), heartbeat_s=60))
     async with app.run_test(size=SIZE) as pilot:
         await highlight(app, "llama3.2:3b")
         del standin.models["llama3.2:3b"]

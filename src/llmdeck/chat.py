@@ -127,6 +127,11 @@ class TokenMeter:
         while self._arrivals and self._arrivals[0] < horizon:
             self._arrivals.popleft()
 
+    def silent_for_s(self) -> float:
+        """Seconds since the last token, or since the request when none came yet."""
+        last = self._arrivals[-1] if self._arrivals else self._started
+        return self._clock() - last
+
     @property
     def time_to_first_token_s(self) -> float | None:
         return None if self._first_token_at is None else self._first_token_at - self._started

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar, cast
 
 from rich.text import Text
@@ -42,6 +43,7 @@ from llmdeck.launcher import LaunchError, ServeLauncher, find_ollama
 from llmdeck.locality import is_local_host
 from llmdeck.offload_check import OffloadCheck
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable, RunningModel
+from llmdeck.recovery import SMALLEST_CONTEXT, step_down
 from llmdeck.sanitize import inert
 from llmdeck.state import State, StateError, load_state, state_path, update_state
 from llmdeck.store import blob_paths_from_modelfile
@@ -323,6 +325,7 @@ class LlmdeckApp(ModelManagement):
             self.notify(message.problem, title="Chat history", severity="warning", timeout=30, markup=False)
         if message.history is None:
             self.history_restored = True
+            self.query_one(ChatPane).history_ready = True  # chatting goes on, without keeping it
             self._replan()
             return
         self.history = AsyncHistory(message.history)
@@ -340,10 +343,11 @@ class LlmdeckApp(ModelManagement):
             return
         if any(model.name == session.model for model in self.models):
             self.query_one(ModelsPane).set_active(session.model)
-        if session.turns:
-            # A chat under way keeps the context its requests were sent with.
+        if session.turns or session.options:
+            # A chat keeps the context its requests were (or will be) sent with, Ollama's default
+            # included; a new chat starts with the context chosen now.
             num_ctx = session.options.get("num_ctx")
-            if isinstance(num_ctx, int) and num_ctx != self.num_ctx:
+            if num_ctx != self.num_ctx:
                 self.num_ctx = num_ctx
                 self._replan()
                 return
@@ -730,6 +734,45 @@ class LlmdeckApp(ModelManagement):
                 fit, context_chosen=self.num_ctx is not None, layers_chosen=fit.spec.name in self.gpu_layers
             )
             chat.use_plan(fit, options, explicit=explicit)
+
+    @on(ChatPane.PullWanted)
+    def _pull_wanted(self, message: ChatPane.PullWanted) -> None:
+        self.open_pull(message.model)
+
+    @on(ChatPane.OutOfMemory)
+    @while_mounted
+    def _out_of_memory(self, message: ChatPane.OutOfMemory) -> None:
+        """Ollama could not load the chat's model: plan it smaller, tell the user, try again."""
+        chat = self.query_one(ChatPane)
+        session = message.session
+        fit = self.fits.get(session.model)
+        plan = fit.plan if fit is not None else None
+        planned_gpu = plan.num_gpu if plan else None
+        used_gpu = session.options.get("num_gpu", planned_gpu)
+        used_ctx = int(session.options.get("num_ctx") or (plan.num_ctx if plan else SMALLEST_CONTEXT))
+        layers_total = plan.layers_total if plan else None
+        step = step_down(
+            dict(session.options),
+            message.kind,
+            num_gpu=planned_gpu,
+            layers_total=layers_total,
+            num_ctx=used_ctx,
+        )
+        memory = "VRAM" if message.kind == "vram" else "system memory"
+        if step is None:
+            chat.give_up(message.key, message.prompt, f"Ollama ran out of {memory} even at the smallest load")
+            return
+        note = f"Ollama ran out of {memory} loading {session.model}: {step.change}"
+        if fit is not None and session is chat.session:
+            # The plan follows, so the model list shows the load being tried.
+            if step.options.get("num_gpu", used_gpu) != used_gpu:
+                self.gpu_layers[session.model] = step.options["num_gpu"]
+            if step.options.get("num_ctx", used_ctx) != used_ctx:
+                self.num_ctx = step.options["num_ctx"]
+            self._replan(explicit=True)
+        else:
+            session.options = MappingProxyType(step.options)
+        chat.resend_with(message.key, message.prompt, note)
 
     @on(ChatPane.RecheckServer)
     def _recheck_server(self, message: ChatPane.RecheckServer) -> None:

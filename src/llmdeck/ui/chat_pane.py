@@ -4,10 +4,13 @@ tokens/s; the prompt."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -45,6 +48,8 @@ from llmdeck.ollama_api import (
     OllamaUnreachable,
     StreamInterrupted,
 )
+from llmdeck.recovery import OutOfMemory as OutOfMemoryKind
+from llmdeck.recovery import explain, out_of_memory
 from llmdeck.sanitize import inert
 from llmdeck.ui.confirm_screen import ConfirmScreen
 from llmdeck.ui.text_prompt import AskText
@@ -56,6 +61,21 @@ CALIBRATION_MIN_TOKENS = 16
 REPLY_SAVE_INTERVAL_S = 0.5
 # A chat restored from the history shows its latest messages; the export has them all.
 RESTORED_MESSAGES_SHOWN = 200
+# No token for this long in the middle of a reply: the status line says the server may be stuck.
+STALL_AFTER_S = 10.0
+# Smaller loads tried by themselves after Ollama runs out of memory, before asking the user.
+OOM_RETRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class FailedPrompt:
+    """The last prompt whose reply failed, for ctrl+t."""
+
+    key: str
+    model: str
+    prompt: str
+    error: OllamaError
+    partial_kept: bool
 
 
 class UserTurn(Static):
@@ -167,6 +187,7 @@ class ChatPane(Vertical):
         Binding("f8", "export_chat", "Export chat", id="chat.export", show=False),
         Binding("ctrl+y", "copy_reply", "Copy reply", id="chat.copy", show=False),
         Binding("ctrl+delete", "delete_chat", "Delete chat", id="chat.delete", show=False),
+        Binding("ctrl+t", "retry", "Try again", id="chat.retry"),
         Binding("ctrl+pagedown,alt+right", "switch_chat(1)", "Next chat", id="chat.next", show=False),
         Binding("ctrl+pageup,alt+left", "switch_chat(-1)", "Previous chat", id="chat.previous", show=False),
     ]
@@ -185,6 +206,26 @@ class ChatPane(Vertical):
 
         def __init__(self, error: OllamaError) -> None:
             super().__init__()
+            self.error = error
+
+    class PullWanted(Message):
+        """The chat's model is not on the server; the user asked to pull it."""
+
+        def __init__(self, model: str) -> None:
+            super().__init__()
+            self.model = model
+
+    class OutOfMemory(Message):
+        """Ollama ran out of memory loading the chat's model; the app picks a smaller load."""
+
+        def __init__(
+            self, key: str, session: ChatSession, prompt: str, kind: OutOfMemoryKind, error: OllamaError
+        ) -> None:
+            super().__init__()
+            self.key = key
+            self.session = session
+            self.prompt = prompt
+            self.kind = kind
             self.error = error
 
     class ChatSwitched(Message):
@@ -212,6 +253,18 @@ class ChatPane(Vertical):
         self.online = False
         self._meter: TokenMeter | None = None
         self._streaming_key: str | None = None
+        self._unsaved_reply: tuple[int, list[str]] | None = None
+        self._failed: FailedPrompt | None = None
+        self._drafts: dict[str, str] = {}
+        # Esc before the request went out (while the prompt is being saved).
+        self._stop_early = False
+        # Sending waits for the chats kept from earlier runs, so a first prompt joins the history.
+        self.history_ready = False
+        # The status line shows how the last reply ended: a re-plan does not replace it.
+        self._result_shown = False
+        # Automatic smaller loads after running out of memory, for the prompt being retried.
+        self._oom_retries = 0
+        self.stall_after_s = STALL_AFTER_S
         self._reply_worker: Worker[None] | None = None
         self._receiving: asyncio.Task[tuple[GenerationStats | None, OllamaError | None, bool]] | None = None
         self.border_title = "Chat"
@@ -231,6 +284,19 @@ class ChatPane(Vertical):
         # of llmdeck's idle CPU (measured), and the highlighted cursor already shows the focus.
         prompt.cursor_blink = False
         yield prompt
+
+    def on_unmount(self) -> None:
+        # llmdeck is closing while a reply streams (ctrl+q): its worker is cancelled before its
+        # wrap-up; keep every token received, queued ahead of the history's final flush.
+        unsaved, self._unsaved_reply = self._unsaved_reply, None
+        history = self._history
+        if unsaved is None or history is None:
+            return
+        reply_id, received = unsaved
+        with contextlib.suppress(HistoryError):
+            history.update_message_soon(
+                reply_id, "".join(received), status="interrupted", note="llmdeck was closed while it streamed"
+            )
 
     def on_mount(self) -> None:
         self._live_timer = self.set_interval(LIVE_STATUS_INTERVAL_S, self._show_live_status, pause=True)
@@ -260,6 +326,7 @@ class ChatPane(Vertical):
     def restore(self, history: AsyncHistory | None, chats: list[StoredChat]) -> None:
         """Take the chats kept from earlier runs; the newest one comes to the front."""
         self._history = history
+        self.history_ready = True
         if not chats:
             return
         placeholder = self.active
@@ -290,6 +357,12 @@ class ChatPane(Vertical):
     def _activate(self, key: str) -> None:
         if key not in self.chats:
             return
+        prompt_box = self.query_one("#prompt", Input)
+        if key != self.active_key:
+            # Each chat keeps what was typed in it (or a prompt given back after a failure).
+            if self.active_key in self.chats and prompt_box.value:
+                self._drafts[self.active_key] = prompt_box.value
+            prompt_box.value = self._drafts.pop(key, "")
         self.active_key = key
         tabs = self.query_one(ChatTabs)
         if tabs.active != key:
@@ -333,7 +406,12 @@ class ChatPane(Vertical):
     def new_chat(self) -> ChatSession:
         """A fresh chat with the model in front now; its options come with its own plan."""
         model = self.active.model
-        number = len(self.chats) + 1
+        numbers = [
+            int(match.group(1))
+            for s in self.chats.values()
+            if (match := re.fullmatch(r"Chat (\d+)", s.title))
+        ]
+        number = max(numbers, default=len(self.chats)) + 1
         session = ChatSession(model=model, title=f"Chat {number}")
         key = self._add_chat(session)
         self._activate(key)
@@ -454,6 +532,8 @@ class ChatPane(Vertical):
     @work(group="export", exit_on_error=False)
     async def _export(self, session: ChatSession, path: Path) -> None:
         stored = await self._stored_from_history(session)
+        if await asyncio.to_thread(path.is_dir):
+            path = path / export_filename(stored, datetime.now().astimezone())  # a folder: name it
         text = chat_markdown(stored, datetime.now().astimezone())
         try:
             written = await asyncio.to_thread(write_new_file, path, text)
@@ -546,6 +626,7 @@ class ChatPane(Vertical):
 
     async def _save_reply(
         self,
+        session: ChatSession,
         ids: tuple[int | None, int | None],
         text: str,
         status: MessageStatus,
@@ -563,6 +644,12 @@ class ChatPane(Vertical):
                 # Nothing came back: the prompt went back to the input, so the history forgets it too.
                 await history.delete_message(reply_id)
                 await history.delete_message(user_id)
+                if not session.turns and session.chat_id is not None:
+                    # A first prompt that got no answer leaves no empty chat behind.
+                    chat_id, session.chat_id = session.chat_id, None
+                    await history.delete_chat(chat_id)
+            # A partial save that failed earlier is reported now (the final one was still tried).
+            await history.flush()
         except HistoryError as error:
             self._history_failed(error)
 
@@ -581,7 +668,7 @@ class ChatPane(Vertical):
             return  # keep what the requests so far sent, and the plan they were sent with
         self.plan = fit
         if dict(session.options) == options:
-            self._show_ready()
+            self._show_ready(force=False)  # a re-plan that changes nothing keeps the last reply's figures
             return
         session.options = MappingProxyType(dict(options))
         self._save_model(session)
@@ -597,9 +684,11 @@ class ChatPane(Vertical):
             chat_id, model, options = session.chat_id, session.model, dict(session.options)
             self._history_call(lambda history: history.set_model(chat_id, model or None, options))
 
-    def _show_ready(self) -> None:
-        if self.streaming:
+    def _show_ready(self, *, force: bool = True) -> None:
+        """The ready line; unless forced, not over the figures or error of the reply just ended."""
+        if self.streaming or (self._result_shown and not force):
             return
+        self._result_shown = False
         session = self.session
         if session is None:
             if self.online:
@@ -648,7 +737,8 @@ class ChatPane(Vertical):
 
     def set_installed(self, names: set[str] | None) -> None:
         self.installed = names
-        self._show_ready()
+        session = self.session
+        self._show_ready(force=session is not None and names is not None and session.model not in names)
 
     def use_model(self, name: str | None) -> None:
         """The chat in front talks to `name` from now on (None: nothing is installed)."""
@@ -683,8 +773,11 @@ class ChatPane(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         prompt = event.value.strip()
-        if not prompt:
-            return
+        if prompt and self._send(self.active_key, prompt):
+            event.input.clear()
+
+    def _send(self, key: str, prompt: str) -> bool:
+        """Send `prompt` in chat `key`; False (and why, in a notification) when it cannot go."""
         if self.streaming:
             where = self._streaming_key
             elsewhere = (
@@ -693,30 +786,97 @@ class ChatPane(Vertical):
             self.notify(
                 f"A reply is still streaming{elsewhere}; Esc stops it.", severity="warning", markup=False
             )
-            return
+            return False
         if not self.online:
             self.notify(f"Ollama is not reachable at {self._ollama.host}.", severity="error", markup=False)
-            return
-        session = self.session
-        if session is None or (self.installed is not None and session.model not in self.installed):
+            return False
+        if not self.history_ready:
+            self.notify("Opening the chat history; send again in a moment.", severity="warning")
+            return False
+        session = self.chats.get(key)
+        if (
+            session is None
+            or not session.model
+            or (self.installed is not None and session.model not in self.installed)
+        ):
             self.notify("No installed model to chat with: pick one (F2) or pull one (p).", severity="error")
-            return
-        event.input.clear()
+            return False
         if not session.turns and not session.titled_by_user:
             session.title = title_from_prompt(prompt)
-            self._relabel(self.active_key)
+            self._relabel(key)
+        self._failed = None
+        self._stop_early = False
         messages = session.ask(prompt)
-        transcript = self.transcript()
+        transcript = self.transcript(key)
+        asked = UserTurn(prompt)
         reply = AssistantTurn()
-        transcript.mount(UserTurn(prompt), reply)
+        transcript.mount(asked, reply)
         transcript.anchor()
-        self._streaming_key = self.active_key
-        self._reply_worker = self._stream_reply(self.active_key, session, prompt, messages, reply)
+        self._streaming_key = key
+        self._reply_worker = self._stream_reply(key, session, prompt, messages, asked, reply)
+        return True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "retry":
+            return self._failed is not None  # in the footer only when there is something to retry
+        return True
+
+    def action_retry(self) -> None:
+        """Send the failed prompt again (or, for a model the server lacks, offer to pull it)."""
+        failed = self._failed
+        if failed is None or self.streaming:
+            return
+        if isinstance(failed.error, ModelNotFound):
+            self.post_message(self.PullWanted(failed.model))
+            return
+        session = self.chats.get(failed.key)
+        if session is None:
+            return
+        if failed.partial_kept and session.turns[-2:] and session.turns[-1].role == "assistant":
+            # The cut-off reply stays on screen and in the history, but the model gets the
+            # question again without it, as if it had never answered.
+            del session.turns[-2:]
+        prompt_box = self.query_one("#prompt", Input)
+        if prompt_box.value.strip() == failed.prompt:
+            prompt_box.clear()
+        if failed.key != self.active_key:
+            self._activate(failed.key)
+        self._send(failed.key, failed.prompt)
+
+    def give_up(self, key: str, prompt: str, note: str) -> None:
+        """No smaller load is left to try: say so, and give the prompt back."""
+        self._oom_retries = 0
+        if key in self.chats:
+            self.transcript(key).mount(TurnNote(note, error=True))
+        prompt_box = self.query_one("#prompt", Input)
+        if not prompt_box.value:
+            prompt_box.value = prompt
+        self._status(note)
+
+    def resend_with(self, key: str, prompt: str, note: str) -> None:
+        """After an out-of-memory load the app chose smaller options: say so, and try again."""
+        if key not in self.chats:
+            return
+        self.transcript(key).mount(TurnNote(note))
+        prompt_box = self.query_one("#prompt", Input)
+        if prompt_box.value.strip() == prompt:
+            prompt_box.clear()
+        self._send_when_idle(key, prompt)
+
+    def _send_when_idle(self, key: str, prompt: str) -> None:
+        # The failed reply's worker is still wrapping up (saving it): one reply at a time.
+        if self.streaming:
+            self.set_timer(0.05, lambda: self._send_when_idle(key, prompt))
+            return
+        self._send(key, prompt)
 
     def stop_reply(self) -> bool:
         """Stop receiving the reply; the text so far stays. Returns whether one was arriving."""
         receiving = self._receiving
         if receiving is None or receiving.done():
+            if self.streaming:
+                self._stop_early = True  # the prompt is still being saved: never send it
+                return True
             return False
         receiving.cancel()
         return True
@@ -728,14 +888,19 @@ class ChatPane(Vertical):
         session: ChatSession,
         prompt: str,
         messages: list[dict[str, str]],
+        asked: UserTurn,
         reply: AssistantTurn,
     ) -> None:
         meter = self._meter = TokenMeter()
+        # The reply is credited to the model and plan it was asked of, whatever is chosen meanwhile.
+        model, plan = session.model, self.plan if self.plan and self.plan.spec.name == session.model else None
         self.warn(None)  # a warning about the previous reply is not about this one
         self._status(f"waiting for {session.model}… (loading it can take a while)")
         ids = await self._save_prompt(session, prompt)
         stream = Markdown.get_stream(reply)
         received: list[str] = []
+        # What to save if llmdeck closes mid-reply (see on_unmount).
+        self._unsaved_reply = (ids[1], received) if ids[1] is not None else None
         self._live_timer.resume()
         # Esc cancels only this inner task, so the wrap-up below always runs to its end.
         self._receiving = asyncio.create_task(
@@ -754,11 +919,12 @@ class ChatPane(Vertical):
         # parse (an unclosed code fence, a table), and the final screen must be exact.
         if text:
             await reply.update(inert(text))
-        figures = self._finish(key, session, text, meter, stats, error, stopped, reply)
+        figures = self._finish(key, session, model, plan, text, meter, stats, error, stopped, asked, reply)
         status: MessageStatus = "stopped" if stopped else "error" if error is not None else "complete"
         await self._save_reply(
-            ids, text, status, figures_record(figures) if figures else None, str(error or "")
+            session, ids, text, status, figures_record(figures) if figures else None, str(error or "")
         )
+        self._unsaved_reply = None
 
     async def _receive(
         self,
@@ -775,6 +941,8 @@ class ChatPane(Vertical):
         # The partial reply is written twice a second: if llmdeck or the machine dies, it is kept.
         writer = ReplyWriter(REPLY_SAVE_INTERVAL_S)
         writer.due()  # the empty reply was just written
+        if self._stop_early:
+            return None, None, True
         try:
             # Closing the iterator closes the HTTP response, which tells Ollama to stop generating.
             chunks = self._ollama.chat(session.model, messages, session.options, keep_alive=self._keep_alive)
@@ -798,55 +966,97 @@ class ChatPane(Vertical):
         self,
         key: str,
         session: ChatSession,
+        model: str,
+        plan: FitRow | None,
         text: str,
         meter: TokenMeter,
         stats: GenerationStats | None,
         error: OllamaError | None,
         stopped: bool,
+        asked: UserTurn,
         reply: AssistantTurn,
     ) -> ReplyFigures | None:
         """Show how the reply ended; returns Ollama's figures when it ended well."""
         transcript = self.transcript(key) if key in self.chats else None
+        prompt = session.turns[-1].content if session.turns and session.turns[-1].role == "user" else ""
+        oom = out_of_memory(error) if error is not None and not text else None
+        retry_oom = oom is not None and self._oom_retries < OOM_RETRIES
         if text:
             session.answered(text)
         else:
             withdrawn = session.withdraw()
+            if key != self.active_key and withdrawn and not retry_oom:
+                self._drafts.setdefault(key, withdrawn)  # given back in its own chat, not this one
+                withdrawn = ""
+            # Nothing came back: the prompt leaves the conversation, on screen too (it goes back
+            # to the input, or is sent again), and the note below says what happened.
+            asked.remove()
             reply.remove()
-            prompt = self.query_one("#prompt", Input)
-            if withdrawn and not prompt.value:
+            prompt_box = self.query_one("#prompt", Input)
+            if withdrawn and not prompt_box.value and not retry_oom:
                 # Nothing came back: give the prompt back so it can be sent again as it was.
-                prompt.value = withdrawn
+                prompt_box.value = withdrawn
         figures: ReplyFigures | None = None
         if stopped:
+            self._oom_retries = 0
             if transcript is not None:
                 transcript.mount(TurnNote(f"stopped by you after {meter.tokens} tokens"))
             self._status(f"stopped · {describe_live(meter)} (llmdeck)")
         elif error is not None:
-            note = f"reply interrupted: {error}" if text else str(error)
+            explained = explain(error, model)
+            if retry_oom and oom is not None:
+                self._oom_retries += 1
+                if transcript is not None:
+                    transcript.mount(TurnNote(explained, error=True))
+                self._status(f"error · {error} · trying a smaller load…")
+                self.post_message(self.OutOfMemory(key, session, prompt, oom, error))
+                return None
+            self._oom_retries = 0
+            self._failed = FailedPrompt(key, model, prompt, error, partial_kept=bool(text))
+            again = "" if isinstance(error, ModelNotFound) else " · ctrl+t sends the prompt again"
+            note = f"reply interrupted: {explained}{again}" if text else explained + again
             if transcript is not None:
                 transcript.mount(TurnNote(note, error=True))
-            self._status(f"error · {error}")
+            self._status(f"error · {explained}")
             if isinstance(error, OllamaUnreachable | StreamInterrupted | ModelNotFound):
                 self.post_message(self.RecheckServer(error))
         else:
+            self._oom_retries = 0
             figures = meter.finish(stats)
             final = describe_final(figures)
-            plan = self.plan
-            if plan is not None and plan.spec.name == session.model and plan.tokens_per_s:
+            if plan is not None and plan.tokens_per_s:
                 calibrated = " (calibrated here)" if plan.calibration is not None else ""
                 final += f" · llmdeck estimated ~{plan.tokens_per_s:.0f} tok/s{calibrated}"
                 measured, estimated = figures.decode_tokens_per_s, plan.estimated_tokens_per_s
                 if measured and estimated and (figures.eval_count or 0) >= CALIBRATION_MIN_TOKENS:
-                    self.post_message(self.ReplyMeasured(session.model, measured, estimated))
+                    self.post_message(self.ReplyMeasured(model, measured, estimated))
             self._status(final)
+        self._result_shown = True
+        self.app.refresh_bindings()
         return figures
 
     def _show_live_status(self) -> None:
         meter = self._meter
-        if meter is None or meter.tokens == 0:
+        if meter is None:
             return
         key = self._streaming_key
-        where = f"{self.chats[key].title}: " if key in self.chats and key != self.active_key else ""
+        session = self.chats.get(key) if key is not None else None
+        where = f"{session.title}: " if session is not None and key != self.active_key else ""
+        silent = meter.silent_for_s()
+        if meter.tokens == 0:
+            if silent >= 1 and session is not None:
+                # Loading a large model can take minutes; the user sees that time pass.
+                self._status(
+                    f"{where}waiting for {session.model}… {silent:.0f} s"
+                    " (loading can take minutes; Esc stops)"
+                )
+            return
+        if silent >= self.stall_after_s:
+            self._status(
+                f"{where}no tokens for {silent:.0f} s: Ollama may be stuck · Esc stops"
+                f" · {meter.tokens} tokens so far"
+            )
+            return
         self._status(f"{where}streaming · {describe_live(meter)} (live, llmdeck)")
 
     def _status(self, text: str) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import on, work
 from textual.app import App
+from textual.screen import ModalScreen
 
 from llmdeck.config import Settings
 from llmdeck.fit.pick import Recommendations
@@ -65,12 +66,18 @@ class ModelManagement(App[None]):
 
     # Pull
 
+    def _dialog_open(self) -> bool:
+        # A key repeated (or pressed twice) is queued before the first dialog is up: one is enough.
+        return isinstance(self.screen, ModalScreen)
+
     @on(ModelsPane.PullRequested)
     def _pull_requested(self, message: ModelsPane.PullRequested) -> None:
         self.open_pull(message.name)
 
     def open_pull(self, name: str | None = None) -> None:
         """The pull screen, prefilled with `name` or else the first suggestion not installed."""
+        if self._dialog_open():
+            return
         if self.server_version is None:
             self.notify(
                 f"Ollama is not reachable at {self.ollama.host}: nothing can be pulled.", markup=False
@@ -89,7 +96,8 @@ class ModelManagement(App[None]):
 
     @on(ModelsPane.RemoveRequested)
     def _remove_requested(self, message: ModelsPane.RemoveRequested) -> None:
-        self._remove(message.name)
+        if not self._dialog_open():
+            self._remove(message.name)
 
     @work(group="remove", exclusive=True, exit_on_error=False)
     async def _remove(self, name: str) -> None:
@@ -162,6 +170,8 @@ class ModelManagement(App[None]):
 
     @on(ModelsPane.DetailsRequested)
     def _details_requested(self, message: ModelsPane.DetailsRequested) -> None:
+        if self._dialog_open():
+            return
         name = message.name
         loaded = next((entry for entry in self.running or [] if entry.name == name), None)
         self.push_screen(DetailsScreen(self.ollama, name, self.fits.get(name), loaded))
