@@ -150,3 +150,19 @@ def test_hardware_pane_with_two_gpus(snap_compare: Any, standin: OllamaStandIn) 
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=loaded)
+
+
+def test_main_screen_at_80x24(snap_compare: Any, standin: OllamaStandIn, recorded_probe: StaticProbe) -> None:
+    # The smallest terminal llmdeck is meant to be used in: every model row, the prompt and the
+    # status line are on screen; the store and the suggestion are below, a scroll away.
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+
+    async def ready(pilot: Pilot[Any]) -> None:
+        await steady(pilot)
+        models = app.query_one(ModelsPane)
+        await wait_until(
+            lambda: models.row_count == 4 and all(models.fit_of(n) for n in models.sorted_names())
+        )
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from rich.text import Text
 from textual.geometry import Region, Size
@@ -31,6 +32,8 @@ HISTORY_LENGTH = 18  # samples per sparkline: 9 s at the default rate
 LABEL_WIDTH = 7
 VALUE_WIDTH = 13
 REASON_WIDTH = 48  # fits the pane at its usual width
+NARROWEST_WRAP = 12  # below this a note is unreadable anyway; textwrap needs a positive width
+PLAIN_HTTP_NOTE = "plain HTTP: prompts and replies travel unencrypted"
 
 
 class Gauges:
@@ -88,6 +91,11 @@ class HardwarePane(Widget):
         self._take_tones()
         follow_theme(self, self._theme_changed)
 
+    def on_resize(self) -> None:
+        # Notes are wrapped to the pane's width, which is known only once it is laid out and
+        # changes with the terminal's.
+        self._draw()
+
     def _take_tones(self) -> None:
         self.tones = {name: tone(self, name) for name in FALLBACK}
 
@@ -117,7 +125,8 @@ class HardwarePane(Widget):
         self._draw()
 
     def show_remote(self, host: str | None) -> None:
-        """The server runs on another machine: the gauges are not of the machine running models."""
+        """The server runs on another machine: the gauges are not of the machine running models,
+        and over `http://` everything typed and answered crosses the network readable."""
         self.remote_host = host
         self._draw()
 
@@ -128,9 +137,17 @@ class HardwarePane(Widget):
         if self.snapshot is None:
             return
         now = datetime.now(UTC)
+        width = self.size.width or None  # not laid out yet: the usual width until it is
         self._show_lines(
             gauge_lines(
-                self.snapshot, self.gauges, self.running, now, self.remote_host, self.streaming, self.tones
+                self.snapshot,
+                self.gauges,
+                self.running,
+                now,
+                self.remote_host,
+                self.streaming,
+                self.tones,
+                width,
             )
         )
 
@@ -189,21 +206,39 @@ def gauge_lines(
     remote_host: str | None = None,
     streaming: bool = False,
     tones: Mapping[Tone, str] = FALLBACK,
+    width: int | None = None,
 ) -> list[Text]:
-    """One text per screen line; none wraps. `tones` are the theme's colours."""
+    """One text per screen line; none wraps. `tones` are the theme's colours; `width` is the
+    pane's inner width, to which notes are broken (None: the pane's usual width)."""
+    wrap = REASON_WIDTH if width is None else max(NARROWEST_WRAP, width - LABEL_WIDTH)
     lines: list[Text] = []
     if remote_host:
-        lines.append(_line("Note", Text(f"Ollama runs on {inert(remote_host)}", style=tones["warning"])))
-        lines.append(_line("", Text("these gauges show this machine, not that one", style=tones["warning"])))
+        lines.extend(_notes("Note", remote_notes(remote_host), wrap, tones["warning"]))
     spark = tones["primary"]
     lines.extend(_cpu_lines(snapshot, gauges, spark))
     lines.extend(_memory_lines(snapshot, gauges, spark))
-    lines.extend(_gpu_lines(snapshot, gauges, spark, tones["warning"]))
+    lines.extend(_gpu_lines(snapshot, gauges, spark, tones["warning"], wrap))
     lines.append(_rate_line(gauges, streaming, spark))
     if running is not None:
         for index, line in enumerate(render_running(running, now).split("\n")):
             lines.append(_line("Ollama" if index == 0 else "", line))
     return lines
+
+
+def remote_notes(host: str) -> list[str]:
+    """What the user must know about a server on another machine."""
+    notes = [f"Ollama runs on {inert(host)}", "these gauges show this machine, not that one"]
+    # https is encrypted; any other address llmdeck accepts has been given `http://`.
+    if urlsplit(host).scheme.lower() != "https":
+        notes.append(PLAIN_HTTP_NOTE)
+    return notes
+
+
+def _notes(label: str, notes: list[str], wrap: int, style: str) -> list[Text]:
+    """Each note on lines of its own, broken where words are (a line never wraps on screen, so
+    a note cut at the pane's edge would lose its end)."""
+    parts = [part for note in notes for part in textwrap.wrap(note, wrap)]
+    return [_line(label if index == 0 else "", Text(part, style=style)) for index, part in enumerate(parts)]
 
 
 def _line(label: str, body: Text | str) -> Text:
@@ -251,7 +286,9 @@ def _memory_lines(snapshot: HardwareSnapshot, gauges: Gauges, colour: str) -> li
     return lines
 
 
-def _gpu_lines(snapshot: HardwareSnapshot, gauges: Gauges, colour: str, warning: str) -> list[Text]:
+def _gpu_lines(
+    snapshot: HardwareSnapshot, gauges: Gauges, colour: str, warning: str, wrap: int = REASON_WIDTH
+) -> list[Text]:
     report = snapshot.gpu
     lines: list[Text] = []
     if report.unified is not None:
@@ -264,10 +301,7 @@ def _gpu_lines(snapshot: HardwareSnapshot, gauges: Gauges, colour: str, warning:
         return lines
     if not report.gpus:
         reason = f"{report.unavailable_reason or 'no GPU found'}; the gauges show RAM and CPU"
-        # Lines never wrap on screen: a long reason is broken here, where words are known.
-        for index, part in enumerate(textwrap.wrap(inert(reason), REASON_WIDTH)):
-            lines.append(_line("GPU" if index == 0 else "", Text(part, style=warning)))
-        return lines
+        return _notes("GPU", [inert(reason)], wrap, warning)
     for gpu in report.gpus:
         lines.append(_line(f"GPU {gpu.index}", inert(gpu.name)))
         history = gauges.vram.get(gpu.index)
