@@ -54,8 +54,9 @@ async def ready(app: LlmdeckApp) -> None:
 async def say(app: LlmdeckApp, pilot: Pilot[None], prompt: str) -> None:
     chat = chat_of(app)
     turns = len(chat.active.turns)
-    app.query_one("#prompt", Input).focus()
-    await pilot.press(*prompt)
+    box = app.query_one("#prompt", Input)
+    box.focus()
+    box.value = prompt  # as pasted: typing it key by key costs a frame per key
     await pilot.press("enter")
     # The stand-in answers at once: wait for the reply to be kept, not for streaming to be seen.
     await wait_until(lambda: len(chat.active.turns) == turns + 2 and not chat.streaming)
