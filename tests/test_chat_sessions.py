@@ -12,7 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Tabs
 
 from llmdeck.hardware import StaticProbe
-from llmdeck.history import history_path
+from llmdeck.history import History, history_path
 from llmdeck.ollama_api import OllamaService
 from llmdeck.ui.app import LlmdeckApp, create_app
 from llmdeck.ui.chat_pane import AssistantTurn, ChatPane, TurnNote, UserTurn
@@ -356,3 +356,21 @@ async def test_a_full_disk_for_the_history_is_said_and_the_chat_goes_on(
         assert visible_user_turns(app) == ["x" * 100_000]
         await say(app, pilot, "still here")
         assert conversation_requests(standin)[-1]["messages"][-1] == {"role": "user", "content": "still here"}
+
+
+async def test_a_long_chat_shows_its_latest_messages_and_says_how_many_more_the_export_has(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    history = History(history_path())
+    chat = history.create_chat("long", "llama3.2:3b")
+    for index in range(40):
+        history.add_message(chat.id, "user" if index % 2 == 0 else "assistant", f"message {index}")
+    history.close()
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE):
+        await ready(app)
+        pane = chat_of(app)
+        assert len(pane.active.turns) == 40  # the model still sees the whole conversation
+        shown = [str(turn.render()) for turn in pane.transcript().query(UserTurn)]
+        assert shown == [f"message {index}" for index in range(10, 40, 2)]
+        assert any("10 earlier messages" in note for note in (str(n.render()) for n in pane.query(TurnNote)))

@@ -59,8 +59,10 @@ LIVE_STATUS_INTERVAL_S = 0.1  # ten status redraws a second, however fast tokens
 CALIBRATION_MIN_TOKENS = 16
 # A partial reply reaches the disk this often while it streams: at most half a second is lost.
 REPLY_SAVE_INTERVAL_S = 0.5
-# A chat restored from the history shows its latest messages; the export has them all.
-RESTORED_MESSAGES_SHOWN = 200
+# A chat restored from the history shows its latest messages; the export has them all. Each
+# long Markdown reply costs tens of milliseconds to lay out here (measured: 200 took 12 s).
+# Until the transcript is virtualised (issue 9), the first screen of a big chat stays quick.
+RESTORED_MESSAGES_SHOWN = 30
 # No token for this long in the middle of a reply: the status line says the server may be stuck.
 STALL_AFTER_S = 10.0
 # Smaller loads tried by themselves after Ollama runs out of memory, before asking the user.
