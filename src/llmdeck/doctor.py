@@ -18,6 +18,7 @@ from llmdeck.fit.pick import recommend
 from llmdeck.fit.report import FitRequest
 from llmdeck.fit.target import build_target
 from llmdeck.hardware import HardwareProbe
+from llmdeck.history import HistorySummary, history_path, summarize
 from llmdeck.store import blob_paths_from_modelfile
 from llmdeck.store.findings import writable_by
 from llmdeck.store.report import inspect_store
@@ -100,6 +101,19 @@ def collect(settings: Settings, probe: HardwareProbe) -> dict[str, Any]:
             "problems": list(settings.config_problems),
         },
         "settings": {key: _setting_json(setting) for key, setting in settings.provenance.items()},
+        "history": _history_json(summarize(history_path())),
+    }
+
+
+def _history_json(summary: HistorySummary) -> dict[str, Any]:
+    return {
+        "path": str(summary.path),
+        "exists": summary.exists,
+        "size_bytes": summary.size_bytes,
+        "schema_version": summary.schema_version,
+        "chats": summary.chats,
+        "messages": summary.messages,
+        "problem": summary.problem,
     }
 
 
@@ -152,11 +166,26 @@ def run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> i
     print(f"  exists: {store['exists']}, writable by the server: {store['writable']}, {free}")
     print(f"  models on disk: {', '.join(store['models']) or 'none'}")
     _print_settings(report)
+    _print_history(report["history"])
     print("\nFindings:" if report["findings"] else "\nFindings: none")
     for finding in report["findings"]:
         print(f"  {finding['level'].upper():7} {finding['code']}: {finding['message']}")
         print(f"          fix: {finding['fix']}")
     return 1 if has_error else 0
+
+
+def _print_history(history: dict[str, Any]) -> None:
+    print(f"\nChat history: {history['path']}")
+    if not history["exists"]:
+        print("  none yet (it is made with the first prompt)")
+    elif history["problem"]:
+        print(f"  {history['problem']}")
+    else:
+        size = history["size_bytes"] / 1_000_000
+        print(
+            f"  {history['chats']} chats, {history['messages']} messages, {size:.1f} MB,"
+            f" schema {history['schema_version']}"
+        )
 
 
 def _print_settings(report: dict[str, Any]) -> None:

@@ -732,3 +732,39 @@ def _os_reason(error: OSError) -> str:
     if error.filename is not None:
         reason = f"{reason}: {os.fsdecode(error.filename)}"
     return reason
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySummary:
+    """What `llmdeck doctor` says about the history file, read without changing it."""
+
+    path: Path
+    exists: bool
+    size_bytes: int
+    schema_version: int | None
+    chats: int | None
+    messages: int | None
+    problem: str | None
+
+
+def summarize(path: Path) -> HistorySummary:
+    """Count the chats and messages read-only: no migration, no lock, nothing marked interrupted."""
+    if not path.exists():
+        return HistorySummary(path, False, 0, None, None, None, None)
+    size = sum(part.stat().st_size for part in (path, path.with_name(path.name + "-wal")) if part.exists())
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+            chats = int(connection.execute("SELECT count(*) FROM chats").fetchone()[0])
+            messages = int(connection.execute("SELECT count(*) FROM messages").fetchone()[0])
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        return HistorySummary(
+            path, True, size, None, None, None, f"not readable as llmdeck's history: {error}"
+        )
+    problem = None
+    if version > SCHEMA_VERSION:
+        problem = f"written by a newer llmdeck (schema {version}, this one reads up to {SCHEMA_VERSION})"
+    return HistorySummary(path, True, size, version, chats, messages, problem)
