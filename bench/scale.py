@@ -4,8 +4,9 @@ Drives the app headless (`run_test`, 120x40) against the loopback Ollama stand-i
 
 - reply: a ~100k-token Markdown reply (prose, lists, code fences, tables) streamed unpaced: wall
   time from Enter to the reply complete on screen, tokens/s, RSS (peak, during, after), and the
-  app's responsiveness while it streams: every 100 ms, how late the event loop wakes up, and how
-  long a round trip through the app's message queue (`call_later`) and the prompt's takes;
+  app's responsiveness while it streams: every 100 ms a thread "presses a key" (posts to the app,
+  which passes it to the prompt's queue, as Textual does with keys) and the wait until the prompt
+  handles it is timed; also how late the event loop wakes from a 100 ms sleep;
 - paced: the same for its first 10,000 tokens, sent at ~1,000 tokens/s (1 ms between tokens);
 - history: 20 stored chats, one of 5,000 messages: start to restored chats on screen, RSS, the
   switch to the big chat, and one reply in it (its request carries all 5,000 messages);
@@ -20,7 +21,8 @@ run reports what it reached. XDG_* point into a temporary folder: the real home 
     python bench/scale.py [--runs 1] [--tokens 100000] [--big-chat 5000] [--cap-s 180]
                           [--only reply,paced,history,profile] [--notes FILE]
 
-All four take ~20 minutes on 2 cores; --tokens 2000 --big-chat 200 --cap-s 30 is a quick check.
+One run of each takes ~10 minutes on 2 cores (the profile always runs once); a quick check:
+`--tokens 2000 --big-chat 200 --cap-s 30`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -244,45 +247,80 @@ async def round_trip(target: Any) -> float:
     return time.perf_counter() - started
 
 
-class Probe:
-    """Every 100 ms: how late the event loop woke up, and round trips through the app's queue and
-    the prompt's (where keys go); RSS too."""
+def _ms(values: list[float], pick: Callable[[list[float]], float]) -> float | None:
+    return round(pick(values) * 1000, 1) if values else None
+
+
+def _p95(values: list[float]) -> float:
+    return sorted(values)[int(0.95 * (len(values) - 1))]
+
+
+class KeyProbe:
+    """What a key pressed at any moment waits before the prompt gets it.
+
+    Every 100 ms a thread posts to the app, as Textual's input thread posts a key; the app passes
+    it on to the prompt's queue, as it forwards a key to the focused widget; the time from the post
+    to the prompt handling it is the latency. A thread, not a coroutine: a blocked event loop
+    cannot delay the moment of the "key press", only its handling."""
 
     def __init__(self, app: Any, prompt: Any) -> None:
         self.app = app
         self.prompt = prompt
+        self.sent = 0
+        self.latencies: list[float] = []
+        self.timeline: list[tuple[float, float]] = []  # (when sent, perf_counter; latency)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="key-probe", daemon=True)
+
+    def __enter__(self) -> KeyProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(PROBE_INTERVAL_S):
+            self.sent += 1
+            self.app.call_later(self.prompt.call_later, self._arrived, time.perf_counter())
+
+    def _arrived(self, sent: float) -> None:
+        self.latencies.append(time.perf_counter() - sent)
+        self.timeline.append((sent, self.latencies[-1]))
+
+    def figures(self, prefix: str) -> Result:
+        over = sum(latency > 0.1 for latency in self.latencies)
+        return {
+            f"{prefix}key_probes": self.sent,
+            f"{prefix}key_median_ms": _ms(self.latencies, statistics.median),
+            f"{prefix}key_p95_ms": _ms(self.latencies, _p95),
+            f"{prefix}key_max_ms": _ms(self.latencies, max),
+            f"{prefix}key_over_100ms_pct": round(100 * over / len(self.latencies), 1)
+            if self.latencies
+            else None,
+        }
+
+
+class Probe:
+    """Every 100 ms (in the event loop): how late the loop woke up from a 100 ms sleep, and RSS."""
+
+    def __init__(self) -> None:
         self.loop_lag: list[float] = []
-        self.app_trip: list[float] = []
-        self.prompt_trip: list[float] = []
         self.rss: list[float] = []
-        self.series: list[tuple[float, int, float, float]] = []  # (s, tokens, RSS MB, app trip)
+        self.series: list[tuple[float, int, float, float]] = []  # (s, tokens, RSS MB, lag s)
 
     async def sample(self, elapsed_s: float, tokens: int) -> None:
         asleep = time.perf_counter()
         await asyncio.sleep(PROBE_INTERVAL_S)
         self.loop_lag.append(max(0.0, time.perf_counter() - asleep - PROBE_INTERVAL_S))
-        trip = await round_trip(self.app)
-        self.app_trip.append(trip)
-        self.prompt_trip.append(await round_trip(self.prompt))
         self.rss.append(rss_mb())
-        self.series.append((elapsed_s, tokens, self.rss[-1], trip))
+        self.series.append((elapsed_s, tokens, self.rss[-1], self.loop_lag[-1]))
 
     def figures(self, prefix: str) -> Result:
-        def ms(values: list[float], pick: Callable[[list[float]], float]) -> float | None:
-            return round(pick(values) * 1000, 1) if values else None
-
-        def p95(values: list[float]) -> float:
-            return sorted(values)[int(0.95 * (len(values) - 1))]
-
         return {
-            f"{prefix}probes": len(self.app_trip),
-            f"{prefix}loop_lag_median_ms": ms(self.loop_lag, statistics.median),
-            f"{prefix}loop_lag_max_ms": ms(self.loop_lag, max),
-            f"{prefix}app_trip_median_ms": ms(self.app_trip, statistics.median),
-            f"{prefix}app_trip_p95_ms": ms(self.app_trip, p95),
-            f"{prefix}app_trip_max_ms": ms(self.app_trip, max),
-            f"{prefix}prompt_trip_median_ms": ms(self.prompt_trip, statistics.median),
-            f"{prefix}prompt_trip_max_ms": ms(self.prompt_trip, max),
+            f"{prefix}loop_lag_median_ms": _ms(self.loop_lag, statistics.median),
+            f"{prefix}loop_lag_max_ms": _ms(self.loop_lag, max),
             f"{prefix}rss_max_sampled_mb": round(max(self.rss), 1) if self.rss else None,
         }
 
@@ -337,7 +375,8 @@ async def send_and_watch(
     prompt.focus()
     prompt.value = prompt_text
     turns_before = len(chat.active.turns)
-    probe = Probe(app, prompt)
+    probe = Probe()
+    keys = KeyProbe(app, prompt)
     marks: dict[str, float] = {}
 
     last_count = [0]
@@ -372,9 +411,10 @@ async def send_and_watch(
     await pilot.press("enter")
     capped = gave_up = False
     reported = 0.0
+    keys.__enter__()
     while not watcher.done():
         elapsed = time.perf_counter() - started
-        if elapsed > cap_s and not capped:
+        if elapsed > cap_s and not capped and chat._meter is not None:  # tokens still arriving
             capped = True
             marks["capped_at"] = elapsed
             chat.stop_reply()
@@ -388,6 +428,7 @@ async def send_and_watch(
             doing = f"{tokens:,} tokens" if tokens >= 0 else "wrapping up"
             print(f"  {prefix or 'reply '}{elapsed:5.0f} s: {doing}, RSS {rss_mb():.0f} MB", file=sys.stderr)
         await probe.sample(elapsed, tokens_now())
+    keys.__exit__()
     if not gave_up:
         await watcher
         await pilot.pause()
@@ -413,7 +454,10 @@ async def send_and_watch(
         f"{prefix}receive_tokens_per_s": round(reached / receive_s, 1) if receive_s > 0 else None,
         f"{prefix}rss_after_mb": round(rss_mb(), 1),
         f"{prefix}series": probe.series,
+        f"{prefix}key_series": [(sent - started, latency) for sent, latency in keys.timeline],
+        f"{prefix}rss_mb_per_1k_tokens": rss_per_1k_tokens(probe.series),
         **probe.figures(prefix),
+        **keys.figures(prefix),
     }
 
 
@@ -447,7 +491,7 @@ async def history_scenario(
 ) -> Result:
     from textual.widgets import Tab
 
-    from llmdeck.ui.chat_pane import ChatPane, ChatTabs
+    from llmdeck.ui.chat_pane import RESTORED_MESSAGES_SHOWN, ChatPane, ChatTabs
 
     result: Result = {"rss_before_app_mb": round(rss_mb(), 1)}
     app = build_app(url)
@@ -473,29 +517,33 @@ async def history_scenario(
         chat.query_one("#prompt").focus()
         # ctrl+pagedown from the last tab wraps to the first: the big chat, made first.
         presses = (keys.index(big) - keys.index(chat.active_key)) % len(keys)
-        switch_started = time.perf_counter()
-        if presses == 1:
-            await pilot.press("ctrl+pagedown")
-        else:
-            chat._activate(big)
-        result["switch_key_handled_s"] = round(time.perf_counter() - switch_started, 3)
-        trips = [await round_trip(app)]
-        result["switch_first_trip_ms"] = round(trips[0] * 1000, 1)
 
         def shown() -> bool:
             children = chat.transcript(big).children
             return chat.active_key == big and bool(children) and children[-1].region.height > 0
 
-        await wait_for(shown, cap_s)
-        result["switch_to_last_message_shown_s"] = round(time.perf_counter() - switch_started, 3)
+        with KeyProbe(app, chat.query_one("#prompt")) as switch_keys:
+            switch_started = time.perf_counter()
+            if presses == 1:
+                await pilot.press("ctrl+pagedown")
+            else:
+                chat._activate(big)
+            result["switch_key_handled_s"] = round(time.perf_counter() - switch_started, 3)
+            result["switch_first_trip_ms"] = round(await round_trip(app) * 1000, 1)
+            await wait_for(shown, cap_s)
+            result["switch_to_last_message_shown_s"] = round(time.perf_counter() - switch_started, 3)
+            await pilot.pause()
+            result["switch_to_idle_s"] = round(time.perf_counter() - switch_started, 3)
         await pilot.pause()
-        result["switch_to_idle_s"] = round(time.perf_counter() - switch_started, 3)
+        result.update(switch_keys.figures("switch_"))
+        trips = []
         for _ in range(10):
             await asyncio.sleep(PROBE_INTERVAL_S)
             trips.append(await round_trip(app))
-        result["after_switch_trip_max_ms"] = round(max(trips[1:]) * 1000, 1)
-        result["after_switch_trip_median_ms"] = round(statistics.median(trips[1:]) * 1000, 1)
+        result["settled_trip_max_ms"] = round(max(trips) * 1000, 1)
+        result["settled_trip_median_ms"] = round(statistics.median(trips) * 1000, 1)
         result["big_chat_widgets"] = len(chat.transcript(big).children)
+        result["restored_shown"] = RESTORED_MESSAGES_SHOWN
         result["rss_after_switch_mb"] = round(rss_mb(), 1)
         result["messages_sent_with_prompt"] = len(chat.active.messages()) + 1
         result.update(
@@ -529,9 +577,30 @@ def top_functions(profiler: cProfile.Profile, count: int = 10) -> Result:
         reverse=True,
     )
     own = sorted(rows.items(), key=lambda item: item[1][2], reverse=True)
+    # Where a token's way to the screen spends it, step by step (each as cProfile sees it).
+    steps = {
+        ("llmdeck/ui/chat_pane.py", "_receive"), ("llmdeck/ui/chat_pane.py", "_show_live_status"),
+        ("llmdeck/sanitize.py", "inert"), ("llmdeck/history.py", "update_message"),
+        ("textual/widgets/_markdown.py", "write"), ("textual/widgets/_markdown.py", "await_append"),
+        ("textual/widgets/_markdown.py", "append"), ("textual/widgets/_markdown.py", "update"),
+        ("markdown_it/main.py", "parse"), ("textual/widget.py", "mount_all"),
+        ("textual/css/stylesheet.py", "update_nodes"), ("textual/screen.py", "_refresh_layout"),
+        ("textual/_compositor.py", "reflow"), ("textual/_compositor.py", "render_update"),
+        ("textual/_compositor.py", "render_full"), ("textual/_compositor.py", "render_partial_update"),
+    }  # fmt: skip
+    chosen = sorted(
+        (
+            (key, value)
+            for key, value in rows.items()
+            if any(key[0].replace("\\", "/").endswith(path) and key[2] == name for path, name in steps)
+        ),
+        key=lambda item: item[1][3],
+        reverse=True,
+    )
     return {
         "profile_cumulative": [line(key, value) for key, value in cumulative[:count]],
         "profile_own": [line(key, value) for key, value in own[:count]],
+        "profile_steps": [line(key, value) for key, value in chosen],
         "profile_total_s": round(max((value[3] for value in rows.values()), default=0.0), 2),
     }
 
@@ -663,12 +732,13 @@ REPLY_ROWS: tuple[tuple[str, str], ...] = (
     ("  of which the final render and save (s)", "wrap_up_s"),
     ("tokens/s, Enter to complete", "tokens_per_s"),
     ("tokens/s while receiving", "receive_tokens_per_s"),
-    ("loop wake-up lag median / max (ms)", "loop_lag_median_ms|loop_lag_max_ms"),
-    ("app queue round trip median / p95 / max (ms)", "app_trip_median_ms|app_trip_p95_ms|app_trip_max_ms"),
-    ("prompt queue round trip median / max (ms)", "prompt_trip_median_ms|prompt_trip_max_ms"),
+    ("key to prompt latency median / p95 / max (ms)", "key_median_ms|key_p95_ms|key_max_ms"),
+    ("  keys waiting over 100 ms (%)", "key_over_100ms_pct"),
+    ("event loop wake-up lag median / max (ms)", "loop_lag_median_ms|loop_lag_max_ms"),
     ("Markdown blocks / widgets in the reply", "reply_blocks|reply_widgets"),
     ("widgets on screen before / after", "widgets_ready|widgets_after"),
     ("RSS ready / max streaming / after (MB)", "rss_ready_mb|rss_max_sampled_mb|rss_after_mb"),
+    ("RSS growth while streaming (MB per 1,000 tokens)", "rss_mb_per_1k_tokens"),
     ("peak RSS of the process (MB)", "rss_peak_mb"),
 )
 HISTORY_ROWS: tuple[tuple[str, str], ...] = (
@@ -678,22 +748,24 @@ HISTORY_ROWS: tuple[tuple[str, str], ...] = (
     ("start to ready (s)", "start_to_ready_s"),
     ("RSS before the app / after restore (MB)", "rss_before_app_mb|rss_restored_mb"),
     ("switch to the big chat: key handled (s)", "switch_key_handled_s"),
-    ("switch: first round trip after (ms)", "switch_first_trip_ms"),
+    ("switch: first app round trip after it (ms)", "switch_first_trip_ms"),
     ("switch: to last message laid out (s)", "switch_to_last_message_shown_s"),
     ("switch: to idle (s)", "switch_to_idle_s"),
-    (
-        "round trip in the second after, median / max (ms)",
-        "after_switch_trip_median_ms|after_switch_trip_max_ms",
-    ),
-    ("widgets in the big chat's transcript", "big_chat_widgets"),
+    ("switch: key to prompt latency median / max (ms)", "switch_key_median_ms|switch_key_max_ms"),
+    ("app round trip in the second after, median / max (ms)", "settled_trip_median_ms|settled_trip_max_ms"),
+    ("messages a restored chat shows / widgets in the big chat", "restored_shown|big_chat_widgets"),
     ("RSS after the switch (MB)", "rss_after_switch_mb"),
     ("messages in the request (stand-in saw)", "request_messages"),
     ("prompt tokens in the request (stand-in counted)", "request_prompt_tokens"),
+    ("reply in the big chat: tokens", "big_tokens_reached"),
     ("reply in the big chat: Enter to complete (s)", "big_enter_to_complete_s"),
     ("  of which Enter to first token (s)", "big_first_token_s"),
-    ("app queue round trip median / max (ms)", "big_app_trip_median_ms|big_app_trip_max_ms"),
+    ("  of which receiving and streaming (s)", "big_receive_s"),
+    ("  of which the final render and save (s)", "big_wrap_up_s"),
+    ("  key to prompt latency median / max (ms)", "big_key_median_ms|big_key_max_ms"),
+    ("  event loop wake-up lag median / max (ms)", "big_loop_lag_median_ms|big_loop_lag_max_ms"),
     ("RSS after the reply / peak (MB)", "big_rss_after_mb|rss_peak_mb"),
-)
+)  # fmt: skip
 SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("reply", REPLY_ROWS),
     ("paced", REPLY_ROWS),
@@ -702,7 +774,8 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 
 def table(results: dict[str, Result]) -> list[str]:
-    lines = [f"| {'figure':<58} | {'value':>24} |", f"| {'-' * 58} | {'-' * 23}: |"]
+    width = max(len(section) + 2 + len(label) for section, rows in SECTIONS for label, _ in rows)
+    lines = [f"| {'figure':<{width}} | {'value':>24} |", f"| {'-' * width} | {'-' * 23}: |"]
     for section, rows in SECTIONS:
         source = results.get(section)
         if source is None:
@@ -712,7 +785,7 @@ def table(results: dict[str, Result]) -> list[str]:
             if all(value is None for value in values):
                 continue
             shown = " / ".join(_format(value) for value in values)
-            lines.append(f"| {section + ': ' + label:<58} | {shown:>24} |")
+            lines.append(f"| {section + ': ' + label:<{width}} | {shown:>24} |")
     return lines
 
 
@@ -728,37 +801,108 @@ def _format(value: object) -> str:
     return str(value)
 
 
-def growth(series: list[list[float]], parts: int = 8) -> list[str]:
-    """A few points of a reply's probe series: how RSS and the round trip grow with the reply."""
-    if not series:
+def growth(series: list[list[float]], keys: list[list[float]], parts: int = 9) -> list[str]:
+    """A reply's probes in a few spans of time: how the rate, the keys' wait and RSS change as the
+    reply grows; the last span is the final render (after the last token)."""
+    streaming = [sample for sample in series if sample[1] >= 0]
+    if not streaming:
         return []
     lines = [
-        "| s after Enter | tokens received | RSS (MB) | app round trip (ms) |",
-        "| ---: | ---: | ---: | ---: |",
+        "| span (s after Enter) | tokens at end | tokens/s in span | key wait median / max (ms) "
+        "| loop lag max (ms) | RSS at end (MB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    step = max(1, len(series) // parts)
-    for elapsed, tokens, rss, trip in [*series[::step], series[-1]]:
-        shown = f"{int(tokens):,}" if tokens >= 0 else "(wrap-up)"
-        lines.append(f"| {elapsed:.1f} | {shown} | {rss:.1f} | {trip * 1000:.1f} |")
+    end = streaming[-1][0]
+    bounds = [end * i / (parts - 1) for i in range(parts)]
+    spans = [(bounds[i], bounds[i + 1], False) for i in range(parts - 1)]
+    if len(streaming) < len(series):
+        spans.append((end, series[-1][0] + 1, True))
+    tokens_before = 0.0
+    for start, stop, final in spans:
+        inside = [sample for sample in series if start <= sample[0] < stop or (final and sample[0] >= start)]
+        waits = [latency for sent, latency in keys if start <= sent < stop or (final and sent >= start)]
+        if not inside:
+            continue
+        tokens_end = max(sample[1] for sample in inside)
+        rate = "" if final else f"{(tokens_end - tokens_before) / max(stop - start, 1e-9):,.0f}"
+        wait = f"{statistics.median(waits) * 1000:,.0f} / {max(waits) * 1000:,.0f}" if waits else "n/a"
+        label = f"{start:.0f}-{stop:.0f}" + (" final render" if final else "")
+        shown_tokens = "(all)" if final else f"{tokens_end:,.0f}"
+        lag = max(sample[3] for sample in inside) * 1000
+        lines.append(f"| {label} | {shown_tokens} | {rate} | {wait} | {lag:,.0f} | {inside[-1][2]:.0f} |")
+        if not final:
+            tokens_before = tokens_end
     return lines
 
 
-def write_notes(path: Path, results: dict[str, Result], about: Result, command: str, runs: int) -> None:
+def rss_per_1k_tokens(series: list[tuple[float, int, float, float]]) -> float | None:
+    """RSS growth while streaming, per 1,000 tokens received (the first to the last sample)."""
+    streaming = [sample for sample in series if sample[1] > 0]
+    if len(streaming) < 2 or streaming[-1][1] == streaming[0][1]:
+        return None
+    first, last = streaming[0], streaming[-1]
+    return round((last[2] - first[2]) / (last[1] - first[1]) * 1000, 2)
+
+
+# The figures shown for each run, to see the spread on a shared machine.
+SPREAD_KEYS = (
+    "tokens_reached",
+    "enter_to_complete_s",
+    "receive_tokens_per_s",
+    "key_median_ms",
+    "key_max_ms",
+    "rss_peak_mb",
+    "start_to_restored_s",
+    "switch_to_idle_s",
+    "big_enter_to_complete_s",
+)
+
+
+def write_notes(
+    path: Path,
+    results: dict[str, Result],
+    every_run: dict[str, list[Result]],
+    about: Result,
+    command: str,
+    runs: int,
+) -> None:
     block = [NOTES_START, "", "## Machine", ""]
     block += [f"- {key}: {value}" for key, value in about.items()]
-    block += ["", "## Command", "", "```", command, "```", "", f"Median of {runs} run(s) per figure.", ""]
-    block += ["## Figures", "", *table(results), ""]
+    block += [
+        "",
+        "## Command",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Median of {runs} run(s) per figure (the profile: one run).",
+    ]
+    block += ["", "## Figures", "", *table(results), ""]
+    if runs > 1:
+        block += ["Each run:", ""]
+        for name, name_runs in every_run.items():
+            for key in SPREAD_KEYS:
+                values = [run.get(key) for run in name_runs]
+                if any(value is not None for value in values):
+                    block.append(f"- {name} {key}: {', '.join(_format(value) for value in values)}")
+        block.append("")
     reply = results.get("reply")
     if reply:
         block += [
             "## The 100k-token reply as it grew (unpaced run)",
             "",
-            *growth(reply.get("series", [])),
+            *growth(reply.get("series", []), reply.get("key_series", [])),
             "",
         ]
     paced = results.get("paced")
     if paced:
-        block += ["## The paced reply as it grew", "", *growth(paced.get("series", [])), ""]
+        block += [
+            "## The paced reply as it grew",
+            "",
+            *growth(paced.get("series", []), paced.get("key_series", [])),
+            "",
+        ]
     profile = results.get("profile")
     if profile:
         block += [
@@ -778,6 +922,12 @@ def write_notes(path: Path, results: dict[str, Result], about: Result, command: 
             "",
             "```",
             *profile.get("profile_own", []),
+            "```",
+            "",
+            "The steps of a token's way to the screen, by cumulative time:",
+            "",
+            "```",
+            *profile.get("profile_steps", []),
             "```",
             "",
         ]
@@ -828,6 +978,7 @@ def main() -> None:
     scenarios = [name.strip() for name in args.only.split(",") if name.strip()]
     about = machine()
     results: dict[str, Result] = {}
+    every_run: dict[str, list[Result]] = {}
     with tempfile.TemporaryDirectory(prefix="llmdeck-scale-") as folder:
         isolate_home(Path(folder))
         text = long_reply(args.tokens)
@@ -838,9 +989,10 @@ def main() -> None:
         standin = StandIn()
         try:
             for name in scenarios:
-                print(f"{name}: {args.runs} run(s)…", file=sys.stderr, flush=True)
+                count = 1 if name == "profile" else args.runs
+                print(f"{name}: {count} run(s)…", file=sys.stderr, flush=True)
                 runs: list[Result] = []
-                for _ in range(args.runs):
+                for _ in range(count):
                     extra = ["--url", standin.url, "--cap-s", str(args.cap_s), "--limit-s", str(args.limit_s)]
                     timeout_s = args.cap_s + args.limit_s + 300
                     if name in ("reply", "paced", "profile"):
@@ -860,6 +1012,7 @@ def main() -> None:
                         result["request_prompt_tokens"] = sent[-1]["prompt_tokens"] if sent else None
                     runs.append(result)
                 results[name] = median_result(runs)
+                every_run[name] = runs
         finally:
             standin.stop()
 
@@ -874,8 +1027,11 @@ def main() -> None:
         print("\ntop functions by own time:")
         for line in profile.get("profile_own", []):
             print("  " + line)
+        print("\nsteps of a token's way to the screen:")
+        for line in profile.get("profile_steps", []):
+            print("  " + line)
     if args.notes:
-        write_notes(args.notes, results, about, command, args.runs)
+        write_notes(args.notes, results, every_run, about, command, args.runs)
         print(f"\nfigures written to {args.notes}")
 
 
