@@ -15,45 +15,18 @@ from pathlib import Path
 
 import pytest
 from helpers import fast_settings, free_port, wait_until
+from test_launcher import fake_ollama  # noqa: F401 (the same fake `ollama` on PATH)
 from textual.pilot import Pilot
 
 from llmdeck.hardware import StaticProbe
-from llmdeck.launcher import running_servers
 from llmdeck.ollama_api import OllamaService
 from llmdeck.ui.app import LlmdeckApp, OfflineBanner, create_app
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.models_pane import ModelsPane
 
-TESTS = Path(__file__).parent
-
-FAKE_OLLAMA = """#!{python}
-import os, signal, sys, threading
-sys.path.insert(0, {tests!r})
-from ollama_standin import start_standin
-standin = start_standin(int(os.environ["OLLAMA_HOST"].rsplit(":", 1)[1]))
-print("Listening on", os.environ["OLLAMA_HOST"], flush=True)
-def stop(*_):
-    standin.server.stop()
-    os._exit(0)
-signal.signal(signal.SIGTERM, stop)
-threading.Event().wait()
-"""
-
 XDG = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
-
-
-@pytest.fixture
-def fake_ollama(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if running_servers():
-        pytest.skip("a real ollama serve runs on this machine: llmdeck rightly refuses to start another")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    executable = bin_dir / "ollama"
-    executable.write_text(FAKE_OLLAMA.format(python=sys.executable, tests=str(TESTS)))
-    executable.chmod(0o700)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 @pytest.fixture
@@ -92,8 +65,9 @@ async def start_ollama_with_f5(app: LlmdeckApp, pilot: Pilot[None]) -> None:
     await wait_until(lambda: app.query_one(ModelsPane).row_count == 4, timeout=20)
 
 
+@pytest.mark.usefixtures("fake_ollama")
 async def test_chats_state_and_the_server_log_are_readable_by_the_user_only(
-    fake_ollama: None, open_umask: None, recorded_probe: StaticProbe, isolated_home: Path
+    open_umask: None, recorded_probe: StaticProbe, isolated_home: Path
 ) -> None:
     existing = {Path(folder) for folder, _, _ in os.walk(isolated_home)}
     host = f"http://127.0.0.1:{free_port()}"
@@ -121,8 +95,8 @@ async def test_chats_state_and_the_server_log_are_readable_by_the_user_only(
     assert not_private(after, isolated_home) == []
 
 
+@pytest.mark.usefixtures("fake_ollama")
 async def test_folders_made_for_the_server_log_on_a_fresh_account_are_private(
-    fake_ollama: None,
     open_umask: None,
     recorded_probe: StaticProbe,
     isolated_home: Path,
