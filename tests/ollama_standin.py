@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pytest_httpserver import HTTPServer
@@ -615,9 +616,11 @@ def main() -> None:
     parser.add_argument("--token-delay", type=float, default=0.03, help="seconds between tokens")
     parser.add_argument("--load-delay", type=float, default=0.3, help="seconds before the first token")
     parser.add_argument("--pull-delay", type=float, default=0.2, help="seconds between pull progress lines")
+    parser.add_argument("--reply-file", type=Path, help="answer every prompt with this file's text")
     args = parser.parse_args()
     standin = start_standin(args.port)
-    standin.default_reply = Reply(token_delay_s=args.token_delay, load_delay_s=args.load_delay)
+    text = args.reply_file.read_text(encoding="utf-8") if args.reply_file else DEFAULT_REPLY
+    standin.default_reply = Reply(text=text, token_delay_s=args.token_delay, load_delay_s=args.load_delay)
     standin.default_pull = Pull(chunks=50, chunk_delay_s=args.pull_delay)
     print(f"Ollama stand-in on {standin.url} (ctrl+c stops it)", flush=True)
     try:

@@ -23,8 +23,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import ContentSwitcher, Input, Markdown, Static, Tab, Tabs
-from textual.widgets.markdown import MarkdownStream
+from textual.widgets import ContentSwitcher, Input, Static, Tab, Tabs
 from textual.worker import Worker
 
 from llmdeck.chat import (
@@ -52,6 +51,7 @@ from llmdeck.recovery import OutOfMemory as OutOfMemoryKind
 from llmdeck.recovery import explain, out_of_memory
 from llmdeck.sanitize import inert
 from llmdeck.ui.confirm_screen import ConfirmScreen
+from llmdeck.ui.reply_view import ReplyView
 from llmdeck.ui.text_prompt import AskText
 
 LIVE_STATUS_INTERVAL_S = 0.1  # ten status redraws a second, however fast tokens arrive
@@ -95,7 +95,7 @@ class UserTurn(Static):
         super().__init__(Text(inert(prompt)))
 
 
-class AssistantTurn(Markdown):
+class AssistantTurn(ReplyView):
     DEFAULT_CSS = """
     AssistantTurn {
         margin: 1 6 0 0;
@@ -899,14 +899,13 @@ class ChatPane(Vertical):
         self.warn(None)  # a warning about the previous reply is not about this one
         self._status(f"waiting for {session.model}… (loading it can take a while)")
         ids = await self._save_prompt(session, prompt)
-        stream = Markdown.get_stream(reply)
         received: list[str] = []
         # What to save if llmdeck closes mid-reply (see on_unmount).
         self._unsaved_reply = (ids[1], received) if ids[1] is not None else None
         self._live_timer.resume()
         # Esc cancels only this inner task, so the wrap-up below always runs to its end.
         self._receiving = asyncio.create_task(
-            self._receive(session, messages, stream, meter, received, ids[1])
+            self._receive(session, messages, reply, meter, received, ids[1])
         )
         try:
             stats, error, stopped = await self._receiving
@@ -915,12 +914,8 @@ class ChatPane(Vertical):
                 self._receiving.cancel()
             self._live_timer.pause()
             self._meter = None
-        await stream.stop()
         text = "".join(received)
-        # One full render at the end: the streamed blocks can differ from a whole-document
-        # parse (an unclosed code fence, a table), and the final screen must be exact.
-        if text:
-            await reply.update(inert(text))
+        reply.finish()  # at once, the last block styled: the screen shows the whole reply
         figures = self._finish(key, session, model, plan, text, meter, stats, error, stopped, asked, reply)
         status: MessageStatus = "stopped" if stopped else "error" if error is not None else "complete"
         await self._save_reply(
@@ -932,7 +927,7 @@ class ChatPane(Vertical):
         self,
         session: ChatSession,
         messages: list[dict[str, str]],
-        stream: MarkdownStream,
+        reply: AssistantTurn,
         meter: TokenMeter,
         received: list[str],
         reply_id: int | None,
@@ -953,7 +948,7 @@ class ChatPane(Vertical):
                     if chunk.content:
                         meter.token()
                         received.append(chunk.content)
-                        await stream.write(inert(chunk.content))
+                        reply.append(inert(chunk.content))
                         if history is not None and reply_id is not None and writer.due():
                             history.update_message_soon(reply_id, "".join(received))
                     if chunk.stats is not None:

@@ -1,0 +1,185 @@
+"""A Markdown reply cut into its top-level blocks, rendered block by block.
+
+A streamed reply only grows at its end, and in Markdown a top-level block (a paragraph, a list,
+a code fence, a table) is settled once the next one has begun. So each finished block is parsed
+and rendered once, and only the open last block is redone as text arrives: the work per update
+stays the size of one block, however long the reply is. A whole text rendered at once goes
+through the same cut, which is why the streamed screen ends identical to a full render.
+
+Plain Rich and markdown-it: no Textual here, so it is tested and benchmarked on its own.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.markdown import Heading, Markdown, MarkdownElement
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+
+Line = list[Segment]
+
+# One parser for every block: building a MarkdownIt costs more than parsing a paragraph with it.
+_PARSER = MarkdownIt("commonmark").enable("strikethrough").enable("table")
+CODE_THEME = "monokai"
+# An open block longer than this is drawn as plain text until it is finished: re-highlighting a
+# long code fence on every frame would make each frame cost as much as the fence so far.
+OPEN_BLOCK_STYLED_LIMIT = 4_000
+
+
+def parse(source: str, references: dict[str, Any] | None = None) -> list[Token]:
+    """Tokens of `source`; `references` holds the reply's link reference definitions, found
+    anywhere in it, and gains those in `source` (a block parsed alone must still resolve them)."""
+    return _PARSER.parse(source, {"references": references} if references is not None else None)
+
+
+def block_starts(tokens: Sequence[Token]) -> list[tuple[int, int]]:
+    """(token index, source line) where each top-level block begins."""
+    return [
+        (index, token.map[0])
+        for index, token in enumerate(tokens)
+        if token.level == 0 and token.nesting != -1 and token.map is not None
+    ]
+
+
+@dataclass(slots=True)
+class Block:
+    """One top-level block: its source, and its tokens while they are at hand."""
+
+    source: str
+    tokens: list[Token] | None = None
+
+
+@dataclass(slots=True)
+class BlockCutter:
+    """Cuts a growing text into finished blocks and the open last one.
+
+    `feed` adds text; `take_finished` returns the blocks settled since the last call. Parsing
+    covers only the open block and what came after it.
+    """
+
+    open_source: str = ""
+    references: dict[str, Any] = field(default_factory=dict)
+    _open_tokens: list[Token] | None = field(default=None, repr=False)
+
+    def feed(self, text: str) -> None:
+        if text:
+            self.open_source += text
+            self._open_tokens = None
+
+    def take_finished(self) -> list[Block]:
+        tokens = parse(self.open_source, self.references)
+        starts = block_starts(tokens)
+        if len(starts) < 2:
+            self._open_tokens = tokens
+            return []
+        lines = self.open_source.splitlines(keepends=True)
+        finished: list[Block] = []
+        # Lines before the first block (blank ones) go with it: no text is ever dropped.
+        first_line = 0
+        for (token_at, _), (next_token_at, next_line) in itertools.pairwise(starts):
+            finished.append(Block("".join(lines[first_line:next_line]), tokens[token_at:next_token_at]))
+            first_line = next_line
+        last_line = starts[-1][1]
+        self.open_source = "".join(lines[last_line:])
+        # The open block's tokens were parsed with line numbers of the whole tail: parse afresh
+        # when it is rendered (it is small) rather than renumber them.
+        self._open_tokens = None
+        return finished
+
+    def open_block(self) -> Block:
+        if self._open_tokens is None:
+            self._open_tokens = parse(self.open_source, self.references)
+        return Block(self.open_source, self._open_tokens)
+
+
+def split_blocks(source: str, references: dict[str, Any] | None = None) -> list[Block]:
+    """All blocks of a whole text, cut as a stream of it would be (a link reference definition
+    may end up with a neighbouring block: it draws nothing either way)."""
+    cutter = BlockCutter(references={} if references is None else references)
+    cutter.feed(source)
+    blocks = cutter.take_finished()
+    if cutter.open_source:
+        blocks.append(cutter.open_block())
+    return blocks
+
+
+class _LeftHeading(Heading):
+    """Headings flush left, as in the rest of the app (Rich centres a top-level one)."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        text = self.text.copy()
+        text.justify = "left"
+        yield text
+
+
+class _BlockMarkdown(Markdown):
+    """Rich's Markdown renderer over tokens already parsed (skips its own parser per block)."""
+
+    elements: ClassVar[dict[str, type[MarkdownElement]]] = {**Markdown.elements, "heading_open": _LeftHeading}
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self.markup = ""
+        self.parsed = tokens
+        self.code_theme = CODE_THEME
+        self.justify = None
+        self.style = "none"
+        self.hyperlinks = True
+        self.inline_code_lexer = None
+        self.inline_code_theme = CODE_THEME
+
+
+def render_block(
+    block: Block, console: Console, width: int, references: dict[str, Any] | None = None
+) -> list[Line]:
+    """The block's lines at `width`, without blank lines around it (blocks are spaced by one)."""
+    tokens = block.tokens if block.tokens is not None else parse(block.source, references)
+    lines = console.render_lines(_BlockMarkdown(tokens), console.options.update_width(width), pad=False)
+    start, end = 0, len(lines)
+    while start < end and _blank(lines[start]):
+        start += 1
+    while end > start and _blank(lines[end - 1]):
+        end -= 1
+    return lines[start:end]
+
+
+def _blank(line: Line) -> bool:
+    # A code block's padding is spaces on a background: part of the block, not a gap.
+    return all(not segment.text.strip() and not (segment.style and segment.style.bgcolor) for segment in line)
+
+
+def render_plain(source: str, console: Console, width: int) -> list[Line]:
+    """`source` as unstyled wrapped text: what an open block too long to restyle shows."""
+    text = Text(source.rstrip("\n"), style=Style(dim=False))
+    return console.render_lines(text, console.options.update_width(width), pad=False)
+
+
+def render_console(width: int) -> Console:
+    """A console that only renders (never writes): truecolor, so no colour is approximated."""
+    return Console(
+        width=max(width, 1),
+        color_system="truecolor",
+        force_terminal=True,
+        legacy_windows=False,
+        file=io.StringIO(),  # render_lines never writes; nothing may ever reach the real terminal
+    )
+
+
+def render_all(source: str, width: int, console: Console | None = None) -> list[Line]:
+    """A whole text's lines: the reference a streamed reply must end up identical to."""
+    console = console or render_console(width)
+    rendered: list[Line] = []
+    for block in split_blocks(source):  # one parse of the whole: every reference is known
+        lines = render_block(block, console, width)
+        if lines and rendered:
+            rendered.append([])
+        rendered.extend(lines)
+    return rendered

@@ -1,0 +1,176 @@
+"""A Markdown reply that may still be arriving, drawn as lines (Textual's line API).
+
+Why not Textual's `Markdown` widget: it makes a widget of every block (a table, one per cell),
+and every refresh re-arranges all of them, so a long reply slows the whole app down and each
+update costs more than the last (measured: 10,000 tokens offered at 1,000/s took 188 s, see
+docs/reliability.md). Here a reply is one widget whatever its length. Text is buffered and
+drawn at most `FRAME_S` apart; finished blocks are rendered once, the open one per frame.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from textual.geometry import Region, Size
+from textual.strip import Strip
+from textual.widget import Widget
+
+from llmdeck.ui.markdown_blocks import (
+    OPEN_BLOCK_STYLED_LIMIT,
+    Block,
+    BlockCutter,
+    Line,
+    render_block,
+    render_console,
+    render_plain,
+)
+
+# Twenty frames a second: a token is on screen within 50 ms of arriving (plus one frame's work).
+FRAME_S = 0.05
+
+_console: Console | None = None
+
+
+def _shared_console() -> Console:
+    global _console
+    if _console is None:
+        _console = render_console(80)
+    return _console
+
+
+class ReplyView(Widget):
+    """A reply's Markdown; `append` while it streams, `finish` when it ends."""
+
+    DEFAULT_CSS = """
+    ReplyView {
+        height: auto;
+    }
+    """
+
+    def __init__(self, text: str = "", *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._parts: list[str] = []
+        self._cutter = BlockCutter()
+        self._blocks: list[Block] = []  # finished blocks, rendered into _finished_lines
+        self._finished_lines: list[Strip] = []
+        self._rendered_blocks = 0
+        self._open_lines: list[Strip] = []
+        self._plain_cache: tuple[int, list[Strip]] = (0, [])  # (source lines done, their lines)
+        self._width = 0
+        self._references_known = 0
+        self._complete = False
+        self._frame_pending = False
+        self._dirty = False
+        self.frames = 0  # how many times the reply was redrawn while text arrived
+        if text:
+            self.append(text)
+            self._complete = True
+
+    @property
+    def source(self) -> str:
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    @property
+    def line_count(self) -> int:
+        separator = 1 if self._finished_lines and self._open_lines else 0
+        return len(self._finished_lines) + separator + len(self._open_lines)
+
+    def lines(self) -> list[Strip]:
+        """Every line as drawn at the current width (for tests and benchmarks)."""
+        return [self._line(y) for y in range(self.line_count)]
+
+    def append(self, text: str) -> None:
+        if not text:
+            return
+        self._parts.append(text)
+        self._cutter.feed(text)
+        self._dirty = True
+        if not self._frame_pending and self.is_mounted:
+            self._frame_pending = True
+            self.set_timer(FRAME_S, self._frame)
+
+    def finish(self) -> None:
+        """The reply is complete: draw it all, the last block styled too, now."""
+        self._complete = True
+        self._dirty = True
+        self._frame()
+
+    def _frame(self) -> None:
+        self._frame_pending = False
+        if not self._dirty or not self._width:
+            return
+        self.frames += 1
+        height_before = self.line_count
+        redraw_from = len(self._finished_lines)
+        self._draw(self._width)
+        if self.line_count != height_before:
+            self.refresh(layout=True)
+        else:
+            width = max(self.size.width, self._width)
+            self.refresh(Region(0, redraw_from, width, self.line_count - redraw_from + 1))
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        if width != self._width or self._dirty:
+            self._draw(width)
+        return self.line_count
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        if width != self._width and width > 0:
+            self._draw(width)
+        if y >= self.line_count:
+            return Strip.blank(width, self.rich_style)
+        return self._line(y).adjust_cell_length(width).apply_style(self.rich_style)
+
+    def _line(self, y: int) -> Strip:
+        finished = len(self._finished_lines)
+        if y < finished:
+            return self._finished_lines[y]
+        offset = y - finished - (1 if finished and self._open_lines else 0)
+        return self._open_lines[offset] if offset >= 0 else Strip([])
+
+    def _draw(self, width: int) -> None:
+        console = _shared_console()
+        self._blocks.extend(self._cutter.take_finished())
+        references = self._cutter.references
+        # A new link reference definition may resolve a link in a block already drawn (rare in
+        # replies): draw them all again, as after a resize.
+        if width != self._width or len(references) != self._references_known:
+            self._width = width
+            self._references_known = len(references)
+            self._finished_lines = []
+            self._rendered_blocks = 0
+            self._plain_cache = (0, [])
+        for block in self._blocks[self._rendered_blocks :]:
+            self._add_finished(render_block(block, console, width, references))
+            block.tokens = None  # a resize parses again; holding tokens would cost far more memory
+        self._rendered_blocks = len(self._blocks)
+        self._open_lines = self._render_open(console, width)
+        self._dirty = False
+
+    def _add_finished(self, lines: list[Line]) -> None:
+        if not lines:
+            return
+        if self._finished_lines:
+            self._finished_lines.append(Strip([]))
+        self._finished_lines.extend(Strip(line) for line in lines)
+
+    def _render_open(self, console: Console, width: int) -> list[Strip]:
+        source = self._cutter.open_source
+        if not source.strip():
+            return []
+        if self._complete or len(source) <= OPEN_BLOCK_STYLED_LIMIT:
+            self._plain_cache = (0, [])
+            return [Strip(line) for line in render_block(self._cutter.open_block(), console, width)]
+        # A long open block: its complete source lines are wrapped once; only the last is redone.
+        source_lines = source.split("\n")
+        done, lines = self._plain_cache
+        complete = len(source_lines) - 1
+        if done > complete:
+            done, lines = 0, []
+        for text in source_lines[done:complete]:
+            lines.extend(Strip(line) for line in render_plain(text or " ", console, width))
+        self._plain_cache = (complete, lines)
+        tail = source_lines[-1]
+        return lines + [Strip(line) for line in render_plain(tail, console, width)] if tail else list(lines)

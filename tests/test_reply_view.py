@@ -1,0 +1,189 @@
+"""The streaming reply renderer: the screen ends identical to a full render, and streaming stays
+cheap by construction (frames at a fixed rate, one widget per reply, finished blocks drawn once)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from helpers import fast_settings, wait_until
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ollama_standin import OllamaStandIn, Reply
+from textual.app import App, ComposeResult
+from textual.containers import VerticalScroll
+
+from llmdeck.hardware import StaticProbe
+from llmdeck.ollama_api import OllamaService
+from llmdeck.ui import markdown_blocks
+from llmdeck.ui.app import create_app
+from llmdeck.ui.chat_pane import AssistantTurn, ChatPane
+from llmdeck.ui.markdown_blocks import BlockCutter, render_all, split_blocks
+from llmdeck.ui.reply_view import FRAME_S, ReplyView
+
+# Blocks whose parse depends on what follows: an unclosed fence, a table growing row by row,
+# a setext heading's underline, a list loose across blank lines, a quote, lazy continuations.
+PIECES = [
+    "# A heading\n",
+    "Some *emphasis* and **strong** text with `code` in it,\nand a second line.\n",
+    "Setext heading\n",
+    "===\n",
+    "---\n",
+    "1. first\n2. second\n   - nested\n",
+    "- item\n\n- loose item\n",
+    "```python\ndef f(x):\n    return x * 2\n```\n",
+    "```\nunclosed fence\n",
+    "| a | b |\n| --- | ---: |\n| 1 | 2 |\n",
+    "| 3 | 4 |\n",
+    "> quoted\nlazy continuation\n",
+    "    indented code\n",
+    "<div>html block</div>\n",
+    "[link](https://example.com) and a [ref][r]\n",
+    "[r]: https://example.com/ref\n",
+    "\n",
+    "\n\n",
+    "plain words without a newline",
+]
+
+
+def documents() -> st.SearchStrategy[str]:
+    return st.lists(st.sampled_from(PIECES), min_size=1, max_size=14).map("".join)
+
+
+def plain(lines: list[markdown_blocks.Line]) -> list[str]:
+    return ["".join(segment.text for segment in line) for line in lines]
+
+
+def streamed_render(text: str, cuts: list[int], width: int) -> tuple[list[str], list[str]]:
+    """What a stream of `text` cut at `cuts` draws (as ReplyView does), and its blocks' sources."""
+    console = markdown_blocks.render_console(width)
+    cutter = BlockCutter()
+    blocks: list[markdown_blocks.Block] = []
+    start = 0
+    for end in [*sorted(cuts), len(text)]:
+        cutter.feed(text[start:end])
+        start = end
+        blocks.extend(cutter.take_finished())
+    if cutter.open_source:
+        blocks.append(markdown_blocks.Block(cutter.open_source))
+    lines: list[markdown_blocks.Line] = []
+    for block in blocks:
+        # Drawn again with every reference the reply defines, as ReplyView does when one appears.
+        drawn = markdown_blocks.render_block(
+            markdown_blocks.Block(block.source), console, width, cutter.references
+        )
+        if drawn and lines:
+            lines.append([])
+        lines.extend(drawn)
+    return plain(lines), [block.source for block in blocks]
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents(), st.lists(st.integers(min_value=0, max_value=2_000), max_size=30))
+def test_a_streamed_text_draws_the_same_lines_as_a_full_render(text: str, cuts: list[int]) -> None:
+    cuts = [cut % (len(text) + 1) for cut in cuts]
+    drawn, sources = streamed_render(text, cuts, 70)
+    assert drawn == plain(render_all(text, 70))
+    assert "".join(sources) == text  # no character is lost or doubled
+    assert "".join(block.source for block in split_blocks(text)) == text
+
+
+def test_a_whole_render_keeps_every_word_and_styles_the_blocks() -> None:
+    text = "".join(PIECES[:8] + PIECES[9:11] + PIECES[8:9])  # the unclosed fence last
+    lines = [line.rstrip() for line in plain(render_all(text, 60))]
+    shown = "\n".join(lines)
+    for word in (
+        "A heading",
+        "emphasis",
+        "Setext heading",
+        "nested",
+        "loose item",
+        "return x * 2",
+        "unclosed",
+    ):
+        assert word in shown
+    assert "```" not in shown and "**" not in shown and "| ---" not in shown  # rendered, not source
+    assert all(len(line) <= 60 for line in lines)
+
+
+class OneReply(App[None]):
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield ReplyView(id="reply")
+
+
+def texts(view: ReplyView) -> list[str]:
+    return [strip.text for strip in view.lines()]
+
+
+def reference(text: str, width: int) -> list[str]:
+    return plain(render_all(text, width))
+
+
+async def test_streamed_in_any_chunks_the_screen_ends_identical_to_a_full_render() -> None:
+    text = "".join(random.Random(7).choice(PIECES) for _ in range(200))
+    app = OneReply()
+    async with app.run_test(size=(90, 30)) as pilot:
+        view = app.query_one(ReplyView)
+        chunks = random.Random(3)
+        position = 0
+        while position < len(text):
+            size = chunks.randint(1, 40)
+            view.append(text[position : position + size])
+            position += size
+            if chunks.random() < 0.1:
+                await pilot.pause(FRAME_S)
+        view.finish()
+        await pilot.pause()
+        width = view.content_size.width
+        assert view.source == text
+        assert texts(view) == reference(text, width)
+        # A narrower terminal re-wraps every finished block as a full render would.
+        await pilot.resize_terminal(50, 30)
+        await pilot.pause()
+        assert view.content_size.width < width
+        assert texts(view) == reference(text, view.content_size.width)
+
+
+async def test_an_open_block_too_long_to_restyle_shows_plain_then_styled_when_finished() -> None:
+    code = "".join(f"line_{number} = {number} * 2\n" for number in range(400))
+    app = OneReply()
+    async with app.run_test(size=(90, 30)) as pilot:
+        view = app.query_one(ReplyView)
+        view.append("```python\n" + code)
+        await pilot.pause(FRAME_S * 3)
+        assert len(code) > markdown_blocks.OPEN_BLOCK_STYLED_LIMIT
+        shown = texts(view)
+        assert shown[0] == "```python" and shown[-1].rstrip() == "line_399 = 399 * 2"
+        view.append("```\n")
+        view.finish()
+        await pilot.pause()
+        assert texts(view) == reference(view.source, view.content_size.width)
+        assert all("```" not in line for line in texts(view))
+
+
+async def test_streaming_redraws_at_a_bounded_frame_rate_with_one_widget_per_reply(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    """The property that keeps streaming cheap: however fast tokens come, the reply is redrawn at
+    most once a frame, and it stays one widget (Textual's Markdown makes one per block and cell,
+    and lays all of them out on every update)."""
+    text = "".join(random.Random(11).choice(PIECES[:12]) for _ in range(400))
+    standin.replies.append(Reply(text=text))
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+    async with app.run_test(size=(120, 40)) as pilot:
+        chat = app.query_one(ChatPane)
+        await wait_until(lambda: app.query_one("#models").row_count > 0)  # type: ignore[attr-defined]
+        await pilot.press("h", "i", "enter")
+        await wait_until(lambda: bool(chat.query(AssistantTurn)))
+        started = time.perf_counter()
+        await wait_until(lambda: not chat.streaming, timeout=30)
+        elapsed = time.perf_counter() - started
+        reply = chat.query_one(AssistantTurn)
+        tokens = standin.streams[-1].sent_tokens
+        assert tokens > 1_000
+        assert reply.frames <= elapsed / FRAME_S + 3, (reply.frames, elapsed, tokens)
+        assert reply.frames < tokens / 10  # not a redraw per token
+        assert not reply.children
+        assert reply.source == text
+        assert texts(reply) == reference(text, reply.content_size.width)
