@@ -54,7 +54,8 @@ from llmdeck.ui.confirm_screen import ConfirmScreen
 from llmdeck.ui.reply_view import ReplyView
 from llmdeck.ui.text_prompt import AskText
 
-LIVE_STATUS_INTERVAL_S = 0.1  # ten status redraws a second, however fast tokens arrive
+# Four status redraws a second, however fast tokens arrive: a rate is read, not watched frame by frame.
+LIVE_STATUS_INTERVAL_S = 0.25
 # Fewer decoded tokens than this say more about start-up than about speed: not worth calibrating on.
 CALIBRATION_MIN_TOKENS = 16
 # A partial reply reaches the disk this often while it streams: at most half a second is lost.
@@ -121,6 +122,28 @@ class TurnNote(Static):
 
     def __init__(self, text: str, *, error: bool = False) -> None:
         super().__init__(Text(inert(text)), classes="error" if error else "")
+
+
+class StatusLine(Widget):
+    """The chat's status: a new text is a repaint, and a layout of the screen only when the text
+    needs another number of lines (a Static lays the screen out again on every update)."""
+
+    def __init__(self, text: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._text = Text(text)
+        self._lines = 1
+
+    def render(self) -> Text:
+        return self._text
+
+    def update(self, text: Text) -> None:
+        if text == self._text:
+            return
+        self._text = text
+        width = self.content_size.width
+        lines = len(text.wrap(self.app.console, width)) if width > 0 else self._lines
+        self.refresh(layout=lines != self._lines)
+        self._lines = lines
 
 
 class ChatTabs(Tabs):
@@ -280,7 +303,7 @@ class ChatPane(Vertical):
             yield VerticalScroll(id=f"transcript-{key}", classes="transcript")
         yield Static("", id="chat-system")
         yield Static("", id="chat-alarm")
-        yield Static("waiting for Ollama…", id="chat-status")
+        yield StatusLine("waiting for Ollama…", id="chat-status")
         prompt = Input(placeholder="Type a prompt and press Enter", id="prompt")
         # A steady cursor: blinking repaints the prompt twice a second forever, the largest part
         # of llmdeck's idle CPU (measured), and the highlighted cursor already shows the focus.
@@ -301,7 +324,12 @@ class ChatPane(Vertical):
             )
 
     def on_mount(self) -> None:
-        self._live_timer = self.set_interval(LIVE_STATUS_INTERVAL_S, self._show_live_status, pause=True)
+        # While tokens flow the status is redrawn with the reply's frames (one screen update for
+        # both); this timer covers the waits between them (loading, a stall).
+        self._live_timer = self.set_interval(
+            2 * LIVE_STATUS_INTERVAL_S, self._status_between_frames, pause=True
+        )
+        self._live_status_at = 0.0
 
     # The chats
 
@@ -902,6 +930,7 @@ class ChatPane(Vertical):
         received: list[str] = []
         # What to save if llmdeck closes mid-reply (see on_unmount).
         self._unsaved_reply = (ids[1], received) if ids[1] is not None else None
+        reply.after_frame = self._status_with_frame
         self._live_timer.resume()
         # Esc cancels only this inner task, so the wrap-up below always runs to its end.
         self._receiving = asyncio.create_task(
@@ -1032,7 +1061,16 @@ class ChatPane(Vertical):
         self.app.refresh_bindings()
         return figures
 
+    def _status_with_frame(self) -> None:
+        if time.monotonic() - self._live_status_at >= LIVE_STATUS_INTERVAL_S:
+            self._show_live_status()
+
+    def _status_between_frames(self) -> None:
+        if time.monotonic() - self._live_status_at >= 2 * LIVE_STATUS_INTERVAL_S:
+            self._show_live_status()
+
     def _show_live_status(self) -> None:
+        self._live_status_at = time.monotonic()
         meter = self._meter
         if meter is None:
             return
@@ -1058,7 +1096,7 @@ class ChatPane(Vertical):
 
     def _status(self, text: str) -> None:
         # Status lines quote model names and server messages: never let them drive the terminal.
-        self.query_one("#chat-status", Static).update(Text(inert(text)))
+        self.query_one("#chat-status", StatusLine).update(Text(inert(text)))
 
 
 def _tab_label(session: ChatSession) -> Text:

@@ -18,6 +18,7 @@ from llmdeck.fit.report import FitRow
 from llmdeck.ollama_api import InstalledModel
 from llmdeck.sanitize import inert
 from llmdeck.ui.palette import Tone, follow_theme, tone
+from llmdeck.ui.steady_scroll import SteadyScrollView
 from llmdeck.units import GIB, decimal_size
 
 
@@ -72,7 +73,7 @@ COLUMNS: tuple[SortColumn, ...] = (
 SIZE_COLUMN = COLUMNS[5]
 
 
-class ModelsPane(DataTable[str | Text]):
+class ModelsPane(DataTable[str | Text], SteadyScrollView):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "next_sort", "Sort", id="models.sort"),
         Binding("r", "reverse_sort", "Reverse", id="models.reverse"),
