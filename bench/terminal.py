@@ -32,10 +32,13 @@ class Terminal:
     """`command` in a 120x40 pty whose output is read all the time (an unread terminal blocks the
     app); on leaving, ctrl+q, then a kill if it does not quit."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], keep: int = KEPT_OUTPUT) -> None:
         self.command = command
+        self.keep = keep
         self.written = 0  # bytes the app wrote to the terminal
-        self.output = bytearray()  # the first of them, to look for text in
+        self.output = bytearray()  # the first `keep` of them, to look for text in
+        # (time.monotonic(), bytes written so far) per read: when each byte reached the terminal.
+        self.arrivals: list[tuple[float, int]] = []
         self._grew = threading.Condition()
         self._stop = threading.Event()
 
@@ -63,7 +66,8 @@ class Terminal:
                 return
             with self._grew:
                 self.written += len(chunk)
-                if len(self.output) < KEPT_OUTPUT:
+                self.arrivals.append((time.monotonic(), self.written))
+                if len(self.output) < self.keep:
                     self.output.extend(chunk)
                 self._grew.notify_all()
 

@@ -212,6 +212,9 @@ class Reply:
 
     text: str = DEFAULT_REPLY
     token_delay_s: float = 0.0
+    # The first this many tokens go out at once, the rest `token_delay_s` apart (the end of a
+    # long reply, paced, without waiting through its start).
+    pace_after_tokens: int = 0
     load_delay_s: float = 0.0
     # Before any output: an HTTP error with Ollama's JSON body.
     status: int = 200
@@ -245,6 +248,8 @@ class StreamRecord:
 
     model: str
     sent_tokens: int = 0
+    # time.monotonic() as each token left (comparable across processes on one machine).
+    token_times: list[float] = field(default_factory=list)
     final: dict[str, Any] | None = None
     finished: bool = False
     closed_by_client: bool = False
@@ -437,11 +442,12 @@ class OllamaStandIn:
                     yield reply.garbage + "\n"
                 if index == reply.stall_after_tokens:
                     time.sleep(reply.stall_s)
-                if index and reply.token_delay_s:
+                if index > reply.pace_after_tokens and reply.token_delay_s:
                     time.sleep(reply.token_delay_s)
                 if first_token_at is None:
                     first_token_at = time.perf_counter_ns()
                 yield _line(name, {"role": "assistant", "content": token}, done=False)
+                record.token_times.append(time.monotonic())
                 record.sent_tokens += 1
             finished = time.perf_counter_ns()
             final = {
@@ -603,8 +609,17 @@ def _error(status: int, message: str) -> Response:
     return _json({"error": message}, status)
 
 
+class _QuickStopServer(HTTPServer):
+    """Stops within 20 ms: werkzeug polls for shutdown every half second by default, a wait every
+    test that stops a stand-in paid."""
+
+    def thread_target(self) -> None:
+        assert self.server is not None
+        self.server.serve_forever(poll_interval=0.02)
+
+
 def start_standin(port: int = 0, **kwargs: Any) -> OllamaStandIn:
-    server = HTTPServer(host="127.0.0.1", port=port, threaded=True)
+    server = _QuickStopServer(host="127.0.0.1", port=port, threaded=True)
     standin = OllamaStandIn(server, **kwargs)
     server.start()
     return standin

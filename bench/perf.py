@@ -1,0 +1,443 @@
+"""Performance: every measure of issue 9, llmdeck side by side with the two peer methods.
+
+Each app runs in a real 120x40 pseudo-terminal (bench/terminal.py) against the loopback Ollama
+stand-in, which runs in a process of its own (its CPU is not the app's, as with a real Ollama).
+CPU is the app process's own (user + system, 100% = one core), sampled every 20 ms. "On screen"
+means the bytes reached the terminal: marker words of the answer (`Ayla-12`, one per table row)
+are found in the terminal's output and timed against the moment the stand-in sent that token
+(time.monotonic(), one clock for every process on the machine).
+
+Streams (each app, each run, a fresh process):
+- paced: a 1,500-token Markdown answer (headings, lists, code fences, tables) at 100 tokens/s;
+  CPU over the stream, and the worst and 95th-percentile delay from a token sent to it on screen;
+- tail: a 20,000-token answer, the first 18,500 tokens at once and the last 1,500 at 100/s; CPU
+  over the paced end (for llmdeck the chat holds 50 earlier messages, and the RSS after it is
+  the memory measure);
+- burst: the 20,000-token answer as fast as the stand-in sends; tokens/s from the first token
+  sent to the last word on screen, and the delay from the last chunk to the last word on screen.
+llmdeck alone: start to the model list on screen (bench/startup.py's way), idle CPU on the first
+screen (bench/idle.py's way), and `llmdeck fit` over every catalog model. The peers are oterm's
+method (`Markdown.get_stream` per token) and parllama's (a full `Markdown.update` at 10 Hz), in
+bench/peers.py. Median of `--runs` runs. A stream that does not finish within `--cap-s` is
+reported as capped, with what it reached. XDG_* point into a temporary folder.
+
+    python bench/perf.py [--runs 5] [--cap-s 60] [--only llmdeck,oterm,parllama] [--markdown FILE]
+
+Five runs take ~25 minutes on 2 cores (the peers are slow); `--runs 1` for a look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import multiprocessing
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+
+from idle import idle_cost  # noqa: E402
+from ollama_standin import Reply, split_tokens, start_standin  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
+from scale import assistant_text, long_reply, user_text  # noqa: E402
+from startup import time_to_model_list  # noqa: E402
+from terminal import MARKER, Terminal, find_llmdeck  # noqa: E402
+
+MODEL = "llama3.1:8b"
+PACED_TOKENS = 1_500
+LONG_TOKENS = 20_000
+PACED_TAIL = 1_500
+TOKEN_DELAY_S = 0.01  # 100 tokens/s
+HISTORY_MESSAGES = 50
+SAMPLE_S = 0.02
+KEEP_OUTPUT = 512 * 1024 * 1024
+MARKER_WORD = re.compile(r"^[A-Z][a-z]+-\d+$")
+END_WORD = "Omega-{tokens}"
+PEERS = ("oterm", "parllama")
+
+
+# The answer, and the words that mark its progress on screen
+
+
+def answer(tokens: int) -> str:
+    """A Markdown answer of about `tokens` stand-in tokens ending in a word of its own."""
+    text = long_reply(tokens)
+    kept = "".join(split_tokens(text)[: tokens - 8])
+    return f"{kept.rstrip()}\n\nThat is the whole answer, {END_WORD.format(tokens=tokens)}\n"
+
+
+def markers(text: str) -> list[tuple[int, str]]:
+    """(token index, word) for every word that occurs once in `text` and marks its place."""
+    tokens = [token.strip() for token in split_tokens(text)]
+    counts: dict[str, int] = {}
+    for token in tokens:
+        counts[token] = counts.get(token, 0) + 1
+    return [
+        (index, token)
+        for index, token in enumerate(tokens)
+        if MARKER_WORD.match(token) and counts[token] == 1
+    ]
+
+
+# The stand-in, in a process of its own
+
+
+def _serve(connection: Connection) -> None:
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    standin = start_standin()
+    connection.send(standin.url)
+    while True:
+        command, argument = connection.recv()
+        if command == "reply":
+            standin.replies.clear()
+            standin.default_reply = Reply(**argument)
+            standin.streams.clear()
+            connection.send(None)
+        elif command == "record":
+            streams = sorted(standin.streams, key=lambda record: record.sent_tokens)
+            record = streams[-1] if streams else None
+            connection.send(
+                None if record is None else {"times": record.token_times, "done": record.finished}
+            )
+        else:
+            standin.server.stop()
+            connection.send(None)
+            return
+
+
+class StandIn:
+    def __enter__(self) -> StandIn:
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child,), daemon=True)
+        self._process.start()
+        self.url: str = self._connection.recv()
+        return self
+
+    def call(self, command: str, argument: Any = None) -> Any:
+        self._connection.send((command, argument))
+        return self._connection.recv()
+
+    def __exit__(self, *exc: object) -> None:
+        self.call("stop")
+        self._process.join(5)
+
+
+# Measuring one app process
+
+
+class CpuSampler:
+    """The process's CPU seconds, sampled every 20 ms, to read the use over any window after."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                times = self._process.cpu_times()
+            except psutil.Error:
+                return
+            self.samples.append((time.monotonic(), times.user + times.system))
+            time.sleep(SAMPLE_S)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def percent(self, start: float, end: float) -> float | None:
+        """CPU use between two monotonic times, in percent of one core."""
+        inside = [sample for sample in self.samples if start <= sample[0] <= end]
+        if len(inside) < 2 or inside[-1][0] - inside[0][0] < 0.5:
+            return None
+        (t0, c0), (t1, c1) = inside[0], inside[-1]
+        return (c1 - c0) / (t1 - t0) * 100
+
+
+def seen_at(terminal: Terminal, word: str) -> float | None:
+    """When `word` first reached the terminal (monotonic time), if it did."""
+    position = terminal.output.find(word.encode())
+    if position < 0:
+        return None
+    last_byte = position + len(word)
+    ends = [written for _, written in terminal.arrivals]
+    index = bisect.bisect_left(ends, last_byte)
+    return terminal.arrivals[min(index, len(ends) - 1)][0]
+
+
+@dataclass
+class Stream:
+    cpu: float | None = None  # percent of one core over the measured window
+    delay_max_ms: float | None = None
+    delay_p95_ms: float | None = None
+    rate: float | None = None  # tokens/s from the first sent to the last on screen
+    final_ms: float | None = None  # last chunk sent to the last word on screen
+    rss_mb: float | None = None
+    capped: bool = False
+    reached: int = 0  # tokens on screen when capped
+    notes: list[str] = field(default_factory=list)
+
+
+def run_stream(
+    command: list[str],
+    ready: bytes,
+    start_keys: bytes,
+    standin: StandIn,
+    text: str,
+    pace_after: int,
+    delay_s: float,
+    cap_s: float,
+) -> Stream:
+    standin.call("reply", {"text": text, "token_delay_s": delay_s, "pace_after_tokens": pace_after})
+    words = markers(text)
+    end_index, end_word = words[-1]
+    result = Stream()
+    with Terminal(command, keep=KEEP_OUTPUT) as terminal, CpuSampler(terminal.process.pid) as cpu:
+        terminal.wait_for(ready, 30)
+        time.sleep(1.5)  # the first screen settles (plans, gauges) before the prompt
+        terminal.type(start_keys)
+        try:
+            terminal.wait_for(end_word.encode(), cap_s)
+        except RuntimeError:
+            result.capped = True
+        time.sleep(0.3)
+        result.rss_mb = psutil.Process(terminal.process.pid).memory_info().rss / 2**20
+        record = standin.call("record")
+    times: list[float] = record["times"] if record else []
+    if not times:
+        result.notes.append("no token was sent")
+        return result
+    shown = [(index, seen_at(terminal, word)) for index, word in words]
+    delays = [(at - times[index]) * 1000 for index, at in shown if at is not None and index >= pace_after]
+    if delays and delay_s:
+        delays.sort()
+        result.delay_max_ms = delays[-1]
+        result.delay_p95_ms = delays[int(0.95 * (len(delays) - 1))]
+    window_start = times[min(pace_after, len(times) - 1)]
+    window_end = times[-1]
+    result.cpu = cpu.percent(window_start, window_end)
+    end_at = dict(shown).get(end_index)
+    if end_at is not None and len(times) > end_index:
+        result.final_ms = (end_at - times[-1]) * 1000
+        result.rate = len(times) / (end_at - times[0])
+    else:
+        reached = [index for index, at in shown if at is not None]
+        result.reached = (max(reached) + 1) if reached else 0
+        last = max((at for _, at in shown if at is not None), default=None)
+        if last is not None and last > times[0]:
+            result.rate = result.reached / (last - times[0])
+    return result
+
+
+# Scenarios
+
+
+def llmdeck_command(llmdeck: str, url: str) -> list[str]:
+    return [llmdeck, "--host", url]
+
+
+def peer_command(method: str, url: str) -> list[str]:
+    return [sys.executable, str(HERE / "peers.py"), "--method", method, "--host", url, "--model", MODEL]
+
+
+def write_history(messages: int) -> None:
+    """A chat of `messages` earlier messages in llmdeck's history (under the temporary XDG)."""
+    from llmdeck.history import History, history_path
+
+    path = history_path()
+    if path.exists():
+        path.unlink()
+    history = History(path)
+    try:
+        chat = history.create_chat(f"Earlier chat ({messages} messages)", MODEL)
+        for index in range(messages // 2):
+            history.add_message(chat.id, "user", user_text(index))
+            history.add_message(chat.id, "assistant", assistant_text(index))
+    finally:
+        history.close()
+
+
+def fit_seconds(llmdeck: str) -> float:
+    from llmdeck.fit.catalog import load_catalog
+
+    tags = [known["tag"] for entry in load_catalog().entries for known in entry.tags.values()]
+    started = time.perf_counter()
+    subprocess.run(
+        [llmdeck, "fit", "--host", "127.0.0.1:9", "--gpu-free", "24", "--ram-free", "64", *tags],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+Measures = dict[str, list[float | None]]
+
+
+def measure_app(
+    name: str, command: Callable[[str], list[str]], standin: StandIn, cap_s: float, measures: Measures
+) -> None:
+    is_llmdeck = name == "llmdeck"
+    ready, keys = (MARKER, b"hi\r") if is_llmdeck else (b"PEER-READY", b"\r")
+    short, long = answer(PACED_TOKENS), answer(LONG_TOKENS)
+
+    def add(key: str, value: float | None) -> None:
+        measures.setdefault(f"{name}:{key}", []).append(value)
+
+    write_history(0)
+    paced = run_stream(command(standin.url), ready, keys, standin, short, 0, TOKEN_DELAY_S, cap_s)
+    add("paced_cpu", paced.cpu)
+    add("paced_delay_max", paced.delay_max_ms)
+    add("paced_delay_p95", paced.delay_p95_ms)
+    write_history(HISTORY_MESSAGES)
+    tail_from = len(split_tokens(long)) - PACED_TAIL
+    tail = run_stream(command(standin.url), ready, keys, standin, long, tail_from, TOKEN_DELAY_S, cap_s + 15)
+    add("tail_cpu", tail.cpu)
+    add("tail_delay_max", tail.delay_max_ms)
+    add("rss", tail.rss_mb)
+    write_history(0)
+    burst = run_stream(command(standin.url), ready, keys, standin, long, 0, 0.0, cap_s)
+    add("burst_rate", burst.rate)
+    add("burst_final", burst.final_ms if not burst.capped else None)
+    for label, stream in (("paced", paced), ("tail", tail), ("burst", burst)):
+        if stream.capped:
+            print(f"  {name} {label}: capped at {cap_s:.0f} s, {stream.reached} tokens on screen", flush=True)
+    print(
+        f"  {name}: paced {_fmt(paced.cpu)}% max {_fmt(paced.delay_max_ms)} ms · tail {_fmt(tail.cpu)}%"
+        f" · burst {_fmt(burst.rate)} tok/s, final {_fmt(burst.final_ms)} ms · RSS {_fmt(tail.rss_mb)} MB",
+        flush=True,
+    )
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def median(values: list[float | None] | None) -> float | None:
+    kept = [value for value in values or [] if value is not None]
+    return statistics.median(kept) if kept else None
+
+
+ROWS = (
+    # label, target, key, unit, digits, better ("low" or "high")
+    ("streaming at 100 tok/s, 1,500-token answer: CPU", "≤ 10%", "paced_cpu", "%", 1, "low"),
+    ("  token sent → on screen, worst (95th pct)", "≤ 100 ms", "paced_delay_max", " ms", 0, "low"),
+    ("same, at the end of a 20,000-token answer: CPU", "≤ 15%", "tail_cpu", "%", 1, "low"),
+    ("  token sent → on screen, worst", "≤ 100 ms", "tail_delay_max", " ms", 0, "low"),
+    ("burst (as fast as the server sends): rendered", "≥ 5,000 tok/s", "burst_rate", " tok/s", 0, "high"),
+    ("  last chunk → complete text on screen", "≤ 100 ms", "burst_final", " ms", 0, "low"),
+    ("RSS after a 20,000-token answer (+ 50 messages)", "≤ 150 MB", "rss", " MB", 0, "low"),
+)
+
+
+def table(measures: Measures, apps: list[str], runs: int) -> str:
+    header = ["measure", "target", *[_title(app) for app in apps]]
+    if "llmdeck" in apps:
+        header += [f"{_title(peer)} ÷ llmdeck" for peer in PEERS if peer in apps]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, target, key, unit, digits, better in ROWS:
+        values = {app: median(measures.get(f"{app}:{key}")) for app in apps}
+        cells = [label, target]
+        for app in apps:
+            cell = _fmt(values[app], digits) + unit if values[app] is not None else "—"
+            p95 = median(measures.get(f"{app}:paced_delay_p95")) if key == "paced_delay_max" else None
+            if p95 is not None:
+                cell += f" ({p95:,.0f})"
+            cells.append(cell)
+        if "llmdeck" in apps:
+            for peer in PEERS:
+                if peer not in apps:
+                    continue
+                mine, theirs = values["llmdeck"], values[peer]
+                if mine and theirs:
+                    ratio = theirs / mine if better == "low" else mine / theirs
+                    cells.append(f"{ratio:,.1f}x")
+                else:
+                    cells.append("—")
+        lines.append("| " + " | ".join(cells) + " |")
+    for label, target, key, unit, digits in (
+        ("start to first paint with the model list", "≤ 0.6 s", "startup", " s", 2),
+        ("idle with live gauges (default rate): CPU", "≤ 1%", "idle", "%", 2),
+        ("`llmdeck fit` over every catalog model", "≤ 0.5 s", "fit", " s", 2),
+    ):
+        value = median(measures.get(f"llmdeck:{key}"))
+        cells = [label, target, _fmt(value, digits) + unit if value is not None else "—"]
+        cells += ["n/a"] * (len(header) - 3)
+        lines.append("| " + " | ".join(cells) + " |")
+    cpu = platform.processor() or platform.machine()
+    lines.append("")
+    lines.append(
+        f"Median of {runs} run(s) on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()},"
+        f" {platform.system()} {platform.release()}; 120x40 pty; CPU of the app process only."
+    )
+    return "\n".join(lines)
+
+
+def _title(app: str) -> str:
+    return {"llmdeck": "llmdeck", "oterm": "oterm method", "parllama": "parllama method"}[app]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cap-s", type=float, default=60.0, help="longest wait for one stream")
+    parser.add_argument("--only", default="llmdeck,oterm,parllama", help="apps to measure")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    apps = [app for app in args.only.split(",") if app]
+    home = tempfile.mkdtemp(prefix="llmdeck-perf-")
+    for variable in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        os.environ[variable] = os.path.join(home, variable.lower())
+    llmdeck = find_llmdeck()
+    measures: Measures = {}
+    with StandIn() as standin:
+        for run in range(args.runs):
+            print(f"run {run + 1} of {args.runs}", flush=True)
+            for app in apps:
+                if app == "llmdeck":
+                    command: Callable[[str], list[str]] = lambda url: llmdeck_command(llmdeck, url)  # noqa: E731
+                else:
+                    command = lambda url, method=app: peer_command(method, url)  # type: ignore[misc]  # noqa: E731
+                measure_app(app, command, standin, args.cap_s, measures)
+            if "llmdeck" in apps:
+                write_history(0)
+                measures.setdefault("llmdeck:startup", []).append(
+                    time_to_model_list(llmdeck_command(llmdeck, standin.url))
+                )
+                measures.setdefault("llmdeck:idle", []).append(
+                    idle_cost(llmdeck_command(llmdeck, standin.url), 10.0)[0]
+                )
+                measures.setdefault("llmdeck:fit", []).append(fit_seconds(llmdeck))
+    result = table(measures, apps, args.runs)
+    print()
+    print(result)
+    if args.markdown:
+        args.markdown.write_text(result + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
