@@ -22,6 +22,7 @@ bench/peers.py. Median of `--runs` runs. A stream that does not finish within `-
 reported as capped, with what it reached. XDG_* point into a temporary folder.
 
     python bench/perf.py [--runs 5] [--cap-s 60] [--only llmdeck,oterm,parllama] [--markdown FILE]
+                         [--readme README.md]
 
 Five runs take ~25 minutes on 2 cores (the peers are slow); `--runs 1` for a look.
 """
@@ -69,6 +70,7 @@ KEEP_OUTPUT = 512 * 1024 * 1024
 MARKER_WORD = re.compile(r"^[A-Z][a-z]+-\d+$")
 END_WORD = "Omega-{tokens}"
 PEERS = ("oterm", "parllama")
+README_START, README_END = "<!-- perf:start -->", "<!-- perf:end -->"
 
 
 # The answer, and the words that mark its progress on screen
@@ -407,6 +409,7 @@ def main() -> None:
     parser.add_argument("--cap-s", type=float, default=60.0, help="longest wait for one stream")
     parser.add_argument("--only", default="llmdeck,oterm,parllama", help="apps to measure")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument("--readme", type=Path, help="put the table between the perf markers of this file")
     args = parser.parse_args()
     apps = [app for app in args.only.split(",") if app]
     home = tempfile.mkdtemp(prefix="llmdeck-perf-")
@@ -437,6 +440,10 @@ def main() -> None:
     print(result)
     if args.markdown:
         args.markdown.write_text(result + "\n", encoding="utf-8")
+    if args.readme:
+        text = args.readme.read_text(encoding="utf-8")
+        start, end = text.index(README_START) + len(README_START), text.index(README_END)
+        args.readme.write_text(f"{text[:start]}\n{result}\n{text[end:]}", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -60,9 +60,9 @@ LIVE_STATUS_INTERVAL_S = 0.25
 CALIBRATION_MIN_TOKENS = 16
 # A partial reply reaches the disk this often while it streams: at most half a second is lost.
 REPLY_SAVE_INTERVAL_S = 0.5
-# A chat restored from the history shows its latest messages; the export has them all. Each
-# long Markdown reply costs tens of milliseconds to lay out here (measured: 200 took 12 s).
-# Until the transcript is virtualised (issue 9), the first screen of a big chat stays quick.
+# A chat restored from the history shows its latest messages; the export has them all. Drawing a
+# reply costs ~3 ms per Markdown block (a table or code fence ~7 ms), so 200 long replies would
+# still hold up the first screen for seconds; 30 keep it quick.
 RESTORED_MESSAGES_SHOWN = 30
 # Reading a burst of buffered chunks never waits, so the event loop would get no turn (no frame
 # drawn, no key read) until the burst ends; the reader steps aside this often (measured: a
