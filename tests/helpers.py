@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import io
 import socket
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from textual import events
 from textual.app import App
 from textual.geometry import Region
+from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+from textual.pilot import Pilot
 from textual.widget import Widget
 
 from llmdeck.config import Setting, Settings
@@ -39,6 +43,32 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step:
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(step)
+
+
+async def type_text(pilot: Pilot[None], text: str) -> None:
+    """Type `text` as key presses, like `pilot.press(*text)`, without waiting for idle after each key.
+
+    Each character is the `events.Key` that `App._press_keys` sends for it, through the same
+    driver, in order. `pilot.press` waits twice for the process to go idle after every key; the
+    app's heartbeat keeps it from ever quite doing so, which costs seconds per prompt.
+    """
+    app = pilot.app
+    driver = app._driver
+    assert driver is not None
+    for character in text:
+        key = _character_to_key(character) if not character.isalnum() else character
+        # The character `_press_keys` gives the event: it does not round-trip every key name.
+        try:
+            char: str | None = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+        except KeyError:
+            char = key if len(key) == 1 else None
+        event = events.Key(key, char)
+        event.set_sender(app)
+        driver.send_message(event)
+    # The driver queues each event on the app from a task of its own: once a task queued after
+    # them has run, every key is in the app's queue, ahead of what the pause waits on.
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(asyncio.sleep(0), asyncio.get_running_loop()))
+    await pilot.pause()
 
 
 def widget_text(widget: Widget) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from helpers import fast_settings, free_port, terminal_output, wait_until, widget_text
+from helpers import fast_settings, free_port, terminal_output, type_text, wait_until, widget_text
 from ollama_standin import DEFAULT_REPLY, OllamaStandIn, Reply, StandInModel, start_standin
 from textual.widgets import Input
 
@@ -39,7 +39,7 @@ async def models_listed(app: LlmdeckApp) -> None:
 
 
 async def send(app: LlmdeckApp, pilot: object, prompt: str) -> None:
-    await pilot.press(*prompt)  # type: ignore[attr-defined]
+    await type_text(pilot, prompt)  # type: ignore[arg-type]
     await pilot.press("enter")  # type: ignore[attr-defined]
 
 
@@ -90,7 +90,9 @@ async def test_prompt_streams_a_reply_and_shows_ollamas_decode_rate(
 
 
 async def test_live_rate_shows_while_streaming(standin: OllamaStandIn, recorded_probe: StaticProbe) -> None:
-    standin.replies.append(Reply(token_delay_s=0.02))
+    # Paced slowly enough for the live rate to be drawn on a busy machine, then let go once it is.
+    reply = Reply(token_delay_s=0.05)
+    standin.replies.append(reply)
     app = build(standin.url, recorded_probe)
     async with app.run_test(size=SIZE) as pilot:
         await models_listed(app)
@@ -98,6 +100,7 @@ async def test_live_rate_shows_while_streaming(standin: OllamaStandIn, recorded_
         await wait_until(lambda: "(live, llmdeck)" in status(app))
         assert "tok/s" in status(app)
         assert app.query_one(ChatPane).streaming
+        reply.token_delay_s = 0.0  # seen: the rest of the reply need not be paced
         await wait_until(lambda: not app.query_one(ChatPane).streaming)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from helpers import fast_settings, wait_until, widget_text
+from helpers import fast_settings, type_text, wait_until, widget_text
 from ollama_standin import OllamaStandIn
 from store_factory import add_model
 from textual.pilot import Pilot
@@ -41,7 +41,8 @@ async def planned(app: LlmdeckApp) -> None:
 
 async def ask(app: LlmdeckApp, pilot: Pilot[None], standin: OllamaStandIn, prompt: str) -> dict[str, int]:
     before = len(standin.chat_requests)
-    await pilot.press(*prompt, "enter")
+    await type_text(pilot, prompt)
+    await pilot.press("enter")
     chat = app.query_one(ChatPane)
     await wait_until(lambda: len(standin.chat_requests) > before and not chat.streaming)
     return dict(standin.chat_requests[-1].get("options") or {})

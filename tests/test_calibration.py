@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from helpers import fast_settings, wait_until
+from helpers import fast_settings, type_text, wait_until
 from nvml_recordings import MIB, RecordedDevice, RecordedSequence
 from ollama_standin import OllamaStandIn, Reply
 from textual.pilot import Pilot
@@ -43,7 +43,8 @@ async def chat_once(app: LlmdeckApp, pilot: Pilot[None], standin: OllamaStandIn)
     chat = app.query_one(ChatPane)
     assert chat.session is not None
     turns = len(chat.session.turns)
-    await pilot.press(*"llamas", "enter")
+    await type_text(pilot, "llamas")
+    await pilot.press("enter")
     # Done when the reply is in the conversation and its figures are on the status line.
     await wait_until(lambda: len(chat.active.turns) == turns + 2 and not chat.streaming)
     await wait_until(

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from helpers import fast_settings, wait_until
+from helpers import fast_settings, type_text, wait_until
 from ollama_standin import DEFAULT_REPLY, OllamaStandIn, Reply
 from textual.pilot import Pilot
 from textual.widgets import Input, Tabs
@@ -272,7 +272,8 @@ async def test_quitting_mid_reply_closes_the_stream_and_keeps_what_arrived(
     async with app.run_test(size=SIZE) as pilot:
         await ready(app)
         app.query_one("#prompt", Input).focus()
-        await pilot.press(*"hello", "enter")
+        await type_text(pilot, "hello")
+        await pilot.press("enter")
         await wait_until(lambda: chat_of(app).tokens_flowing and bool(standin.streams))
         await wait_until(lambda: standin.streams[-1].sent_tokens >= 5)
         await pilot.press("ctrl+q")
@@ -295,10 +296,10 @@ async def test_each_chat_keeps_what_was_typed_in_it(
     async with app.run_test(size=SIZE) as pilot:
         await ready(app)
         prompt = app.query_one("#prompt", Input)
-        await pilot.press(*"half a thought")
+        await type_text(pilot, "half a thought")
         await pilot.press("ctrl+n")
         assert prompt.value == ""
-        await pilot.press(*"another")
+        await type_text(pilot, "another")
         await pilot.press("ctrl+pageup")
         assert prompt.value == "half a thought"
         await pilot.press("ctrl+pagedown")
@@ -315,7 +316,8 @@ async def test_a_first_prompt_that_got_no_reply_leaves_no_chat_in_the_history(
     async with app.run_test(size=SIZE) as pilot:
         await ready(app)
         app.query_one("#prompt", Input).focus()
-        await pilot.press(*"my secret", "enter")
+        await type_text(pilot, "my secret")
+        await pilot.press("enter")
         await wait_until(lambda: app.query_one("#prompt", Input).value == "my secret")
         assert app.history is not None
         await wait_until(lambda: chat_of(app).active.chat_id is None)

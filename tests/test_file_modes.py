@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import fast_settings, free_port, wait_until
+from helpers import fast_settings, free_port, type_text, wait_until
 from test_launcher import fake_ollama  # noqa: F401 (the same fake `ollama` on PATH)
 from textual.pilot import Pilot
 
@@ -74,7 +74,8 @@ async def test_chats_state_and_the_server_log_are_readable_by_the_user_only(
     app = create_app(OllamaService(host, connect_timeout_s=0.5), recorded_probe, fast_settings(host))
     async with app.run_test(size=(120, 40)) as pilot:
         await start_ollama_with_f5(app, pilot)
-        await pilot.press(*"Tell me about llamas", "enter")
+        await type_text(pilot, "Tell me about llamas")
+        await pilot.press("enter")
         chat = app.query_one(ChatPane)
         await wait_until(
             lambda: not chat.streaming and chat.session is not None and len(chat.session.turns) == 2

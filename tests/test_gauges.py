@@ -7,7 +7,7 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from helpers import DATA, fast_settings, wait_until, widget_text
+from helpers import DATA, fast_settings, type_text, wait_until, widget_text
 from nvml_recordings import MIB, RecordedDevice, RecordedSequence
 from ollama_standin import OllamaStandIn
 from rich.console import Console
@@ -170,7 +170,8 @@ async def test_tokens_per_second_are_drawn_while_a_reply_streams(standin: Ollama
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(lambda: "no reply yet" in pane_text(app))
         await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
-        await pilot.press(*"hi", "enter")
+        await type_text(pilot, "hi")
+        await pilot.press("enter")
         chat = app.query_one(ChatPane)
         await wait_until(lambda: "now" in line_with(pane_text(app), "tok/s"))
         await wait_until(lambda: not chat.streaming)

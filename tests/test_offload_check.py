@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from helpers import DATA, fast_settings, wait_until, widget_text
+from helpers import DATA, fast_settings, type_text, wait_until, widget_text
 from nvml_recordings import MIB, RecordedDevice, RecordedSequence
 from ollama_standin import OllamaStandIn, Reply
 
@@ -99,19 +99,22 @@ def idle_4090(utilisation: int) -> list[RecordedDevice]:
 
 async def chat_with_the_gpu_at(standin: OllamaStandIn, utilisation: int) -> tuple[str, bool]:
     """Stream a reply while NVML reads a GPU at `utilisation`; the alarm text and whether it showed."""
-    standin.default_reply = Reply(token_delay_s=0.03)
+    reply = standin.default_reply = Reply(token_delay_s=0.03)
     probe = SystemProbe(nvml=RecordedSequence([idle_4090(utilisation)]))
     settings = replace(fast_settings(standin.url), hardware_refresh_s=0.05)
     app = create_app(OllamaService(standin.url), probe, settings)
     seen = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
-        await pilot.press(*"hi", "enter")
+        await type_text(pilot, "hi")
+        await pilot.press("enter")
         chat = app.query_one(ChatPane)
         alarm = app.query_one("#chat-alarm")
         await wait_until(lambda: chat.streaming)
         while chat.streaming:
             seen = seen or alarm.has_class("shown")
+            if seen:
+                reply.token_delay_s = 0.0  # shown: the rest of the reply need not be paced
             await pilot.pause(0.02)
         # It stays on screen after the reply, for the user to read.
         return widget_text(alarm), seen

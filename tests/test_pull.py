@@ -7,7 +7,7 @@ import asyncio
 import re
 
 import pytest
-from helpers import fast_settings, free_port, wait_until
+from helpers import fast_settings, free_port, type_text, wait_until
 from ollama_standin import DISK_FULL_ERROR, UNKNOWN_MODEL_ERROR, OllamaStandIn, Pull
 from textual.widgets import Input, ProgressBar
 
@@ -159,7 +159,7 @@ async def open_pull_screen(app: LlmdeckApp, pilot: object, name: str, *, type_it
     assert app.focused is field
     if type_it:
         # The suggestion prefilled is selected: typing replaces it.
-        await pilot.press(*name)  # type: ignore[attr-defined]
+        await type_text(pilot, name)  # type: ignore[arg-type]
         assert field.value == name
     else:
         field.value = name  # a key at a time costs a tenth of a second on a busy test machine

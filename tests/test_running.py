@@ -6,7 +6,7 @@ import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from helpers import fast_settings, wait_until, widget_text
+from helpers import fast_settings, type_text, wait_until, widget_text
 from ollama_standin import OllamaStandIn
 from rich.console import Console
 
@@ -51,7 +51,8 @@ async def test_a_loaded_model_appears_and_u_unloads_it(
         await wait_until(lambda: models.row_count == 4)
         hardware = app.query_one(HardwarePane)
         await wait_until(lambda: "no model loaded" in widget_text(hardware))
-        await pilot.press(*"hi", "enter")
+        await type_text(pilot, "hi")
+        await pilot.press("enter")
         chat = app.query_one(ChatPane)
         await wait_until(lambda: bool(standin.streams) and not chat.streaming)
         await wait_until(lambda: "100% GPU" in widget_text(hardware))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import fast_settings, wait_until, widget_text
+from helpers import fast_settings, type_text, wait_until, widget_text
 from ollama_standin import DEFAULT_REPLY, OllamaStandIn, Reply
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -43,7 +43,7 @@ async def models_listed(app: LlmdeckApp) -> None:
 
 
 async def send(pilot: Pilot[None], prompt: str) -> None:
-    await pilot.press(*prompt)
+    await type_text(pilot, prompt)
     await pilot.press("enter")
 
 
@@ -100,7 +100,8 @@ async def test_resizing_while_a_reply_streams_loses_nothing(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
     # Slow enough that every resize lands mid-reply: one takes up to a second to lay out here.
-    standin.replies.append(Reply(token_delay_s=0.08))
+    reply = Reply(token_delay_s=0.08)
+    standin.replies.append(reply)
     app = build(standin, recorded_probe)
     async with app.run_test(size=(120, 40)) as pilot:
         await models_listed(app)
@@ -110,6 +111,9 @@ async def test_resizing_while_a_reply_streams_loses_nothing(
         for width, height in [(20, 10), (300, 50), (33, 12), (80, 24)]:
             assert chat.streaming, f"the reply ended before the resize to {width}x{height}"
             await pilot.resize_terminal(width, height)
+        # The stand-in reads the delay before each token: the rest of the reply comes at once,
+        # after the last resize, instead of seconds of tokens no resize lands among.
+        reply.token_delay_s = 0.0
         await wait_until(lambda: reply_done(app))
         await pilot.pause()
         assert [turn.source for turn in app.query(AssistantTurn)] == [DEFAULT_REPLY]
