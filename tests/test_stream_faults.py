@@ -237,10 +237,7 @@ async def test_out_of_vram_on_load_retries_with_fewer_gpu_layers_and_says_so(
         standin.max_gpu_layers[model] = layers - 6
         await type_prompt(app, pilot, "hello")
         await wait_until(
-            lambda: (
-                chat_of(app).active.turns[-1:] != []
-                and last_reply_is(app, DEFAULT_REPLY)
-            ),
+            lambda: chat_of(app).active.turns[-1:] != [] and last_reply_is(app, DEFAULT_REPLY),
             timeout=15,
         )
         sent = [request.get("options") or {} for request in conversation_requests(standin)]
@@ -274,10 +271,7 @@ async def test_out_of_system_memory_halves_the_context(
         )
         await type_prompt(app, pilot, "hello")
         await wait_until(
-            lambda: (
-                chat_of(app).active.turns[-1:] != []
-                and last_reply_is(app, DEFAULT_REPLY)
-            ),
+            lambda: chat_of(app).active.turns[-1:] != [] and last_reply_is(app, DEFAULT_REPLY),
             timeout=15,
         )
         assert conversation_requests(standin)[-1]["options"]["num_ctx"] == num_ctx // 2  # type: ignore[index]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from llmdeck import __version__, doctor, fit_cli
+from llmdeck import __version__, fit_cli
 from llmdeck.config import DEFAULT_REFRESH_S, HostError, Settings, check_refresh, load_settings
 from llmdeck.config_file import default_config_path
 from llmdeck.hardware import HardwareProbe, HardwareSnapshot, SnapshotError, StaticProbe, SystemProbe
@@ -76,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="versions, server, hardware, where the models really are, and what is wrong there",
         description="Everything a bug report needs. Exit status 1 when a finding is an error.",
     )
-    doctor.add_arguments(doctor_parser)
+    # The doctor's own imports (the Ollama client, the store, the history) load only when it runs.
+    doctor_parser.add_argument(
+        "--json", action="store_true", help="one JSON object, for scripts and bug reports"
+    )
     _add_config_flag(doctor_parser)
     return parser
 
@@ -109,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "fit":
         return fit_cli.run(args, settings, probe)
     if args.command == "doctor":
+        from llmdeck import doctor
+
         return doctor.run(args, settings, probe)
     return _run_tui(settings, probe)
 

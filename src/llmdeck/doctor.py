@@ -26,10 +26,6 @@ from llmdeck.store.report import inspect_store
 GIB = 1024**3
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="one JSON object, for scripts and bug reports")
-
-
 async def _ask_server(settings: Settings) -> dict[str, Any] | None:
     from llmdeck.ollama_api import OllamaError, OllamaService
 

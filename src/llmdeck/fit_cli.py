@@ -7,12 +7,14 @@ one line on stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import os
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from llmdeck.config import KV_CACHE_TYPES, Setting, Settings
 from llmdeck.fit.catalog import UnknownModel, load_catalog
@@ -230,6 +232,8 @@ def _run(args: argparse.Namespace, settings: Settings, probe: HardwareProbe) -> 
 
 
 def _server_models(settings: Settings, wanted: Sequence[str]) -> ServerModels | None:
+    if _nothing_listens(settings.host.value, settings.connect_timeout_s):
+        return None
     import httpx
 
     # A bare connection attempt first: when nothing listens, `fit` answers from the catalog
@@ -238,7 +242,29 @@ def _server_models(settings: Settings, wanted: Sequence[str]) -> ServerModels | 
         httpx.get(f"{settings.host.value}/api/version", timeout=settings.connect_timeout_s)
     except httpx.HTTPError:
         return None
+    import asyncio
+
     return asyncio.run(_ask(settings, wanted))
+
+
+def _nothing_listens(url: str, timeout_s: float) -> bool:
+    """Whether a TCP connection to the server's address is refused (or times out) where nothing
+    could take the request elsewhere: then even loading an HTTP client is wasted (a tenth of a
+    second and more). A proxy, from the environment or on macOS and Windows from the system's
+    settings, is httpx's to find and use, so with one this says False and httpx asks."""
+    if sys.platform in ("darwin", "win32") or any(
+        name.lower().endswith("_proxy") and value for name, value in os.environ.items()
+    ):
+        return False
+    address = urlsplit(url)
+    if address.hostname is None or address.port is None:
+        return False
+    try:
+        # httpx's own connect (httpcore's sync backend) is this same call.
+        with socket.create_connection((address.hostname, address.port), timeout=timeout_s):
+            return False
+    except OSError:
+        return True
 
 
 async def _ask(settings: Settings, wanted: Sequence[str]) -> ServerModels | None:

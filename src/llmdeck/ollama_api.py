@@ -8,8 +8,10 @@ small set of `OllamaError`s below, each carrying a message fit to show a user.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
+import ssl
 from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -140,6 +142,19 @@ ChatMessage = Mapping[str, str]
 T = TypeVar("T")
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """What every httpx client builds for itself by default (the CA bundle of `SSL_CERT_FILE` or
+    `SSL_CERT_DIR`, else certifi's), built once: reading a CA bundle takes tens of milliseconds.
+
+    Importing `ollama` has built one already, for the default client it creates (`ollama._client`,
+    with httpx's defaults, which llmdeck never uses): that one serves, when it can be found."""
+    transport = getattr(getattr(ollama, "_client", None), "_client", None)
+    pool = getattr(getattr(transport, "_transport", None), "_pool", None)
+    built = getattr(pool, "_ssl_context", None)
+    return built if isinstance(built, ssl.SSLContext) else httpx.create_ssl_context()
+
+
 class OllamaService:
     """One Ollama server. Cheap to create; `aclose` releases its connections."""
 
@@ -147,13 +162,15 @@ class OllamaService:
         self.host = host
         # Read timeout stays open: loading a large model before the first token can take minutes.
         timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=30.0, pool=connect_timeout_s)
-        self._client = ollama.AsyncClient(host=host, timeout=timeout)
+        self._client = ollama.AsyncClient(host=host, timeout=timeout, verify=_tls_context())
         # ollama-python has no call for /api/version nor a verbose /api/show; these go through
         # httpx directly, set up as ollama-python sets up its own client.
         headers = {"Accept": "application/json"}
         if api_key := os.environ.get("OLLAMA_API_KEY"):
             headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.AsyncClient(base_url=host, timeout=timeout, follow_redirects=True, headers=headers)
+        self._http = httpx.AsyncClient(
+            base_url=host, timeout=timeout, follow_redirects=True, headers=headers, verify=_tls_context()
+        )
 
     async def aclose(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]

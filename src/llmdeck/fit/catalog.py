@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -57,6 +57,16 @@ class CatalogEntry:
 class Catalog:
     entries: tuple[CatalogEntry, ...]
     latest: dict[str, str]  # family -> size of its :latest
+    # Every published tag, lower-cased -> (entry, quantization, tag): the first entry naming a tag
+    # wins, as a scan in catalog order would find it.
+    _published: dict[str, tuple[CatalogEntry, str, str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        published: dict[str, tuple[CatalogEntry, str, str]] = {}
+        for entry in self.entries:
+            for quant, known in entry.tags.items():
+                published.setdefault(str(known["tag"]).lower(), (entry, quant, str(known["tag"])))
+        object.__setattr__(self, "_published", published)
 
     def families(self) -> list[str]:
         return list(self.latest)
@@ -64,10 +74,9 @@ class Catalog:
     def resolve(self, tag: str) -> tuple[CatalogEntry, str, str]:
         """(entry, quantization, canonical tag) for what a user typed."""
         text = tag.strip()
-        for entry in self.entries:
-            for quant, known in entry.tags.items():
-                if str(known["tag"]).lower() == text.lower():
-                    return entry, quant, str(known["tag"])
+        known = self._published.get(text.lower())
+        if known is not None:
+            return known
         family, _, rest = text.partition(":")
         family = family.lower()
         if family not in self.latest:

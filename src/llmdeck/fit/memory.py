@@ -42,10 +42,15 @@ def kv_per_layer(
     context = num_ctx * parallel
     bpe = (STORED_BYTES_PER_KV_ELEMENT if as_stored else BYTES_PER_KV_ELEMENT)[kv_type]
     per_token = spec.key_length + spec.value_length
-    return [
-        int(float(context * per_token * heads_kv) * bpe) if heads > 0 and heads_kv > 0 else 0
-        for heads, heads_kv in zip(spec.head_count, spec.head_count_kv, strict=True)
-    ]
+
+    def layer(heads: int, heads_kv: int) -> int:
+        return int(float(context * per_token * heads_kv) * bpe) if heads > 0 and heads_kv > 0 else 0
+
+    heads, heads_kv = spec.head_count, spec.head_count_kv
+    alike = heads and len(heads) == len(heads_kv) and heads.count(heads[0]) == len(heads)
+    if alike and heads_kv.count(heads_kv[0]) == len(heads_kv):
+        return [layer(heads[0], heads_kv[0])] * len(heads)  # most models: every layer alike
+    return [layer(h, kv) for h, kv in zip(heads, heads_kv, strict=True)]
 
 
 def graph_sizes(

@@ -288,16 +288,21 @@ def _place_estimator(
 
     layer_count = 0
     overflow = 0
+    # Every layer is tried on every GPU with room: the loop below runs often, so it reads locals.
+    layer_bytes, num_gpu = spec.layer_bytes, options.num_gpu
+    free = [gpu.free_bytes for gpu in gpus]
     for layer in range(blocks - 1, -1, -1):
-        layer_size = spec.layer_bytes[layer] + kv[layer]
-        if options.num_gpu >= 0 and layer_count >= options.num_gpu:
-            overflow += layer_size
-            continue
+        if not with_space or (num_gpu >= 0 and layer_count >= num_gpu):
+            # No GPU has room left, or the layers asked for are placed: this layer and every one
+            # below it stay in system memory.
+            overflow += sum(layer_bytes[: layer + 1]) + sum(kv[: layer + 1])
+            break
+        layer_size = layer_bytes[layer] + kv[layer]
         for remaining in range(len(with_space), 0, -1):
             slot = layer % remaining
             gpu_index = with_space[slot]
             used = allocations[gpu_index] + graph_max
-            if force or gpus[gpu_index].free_bytes > overhead + used + layer_size:
+            if force or free[gpu_index] > overhead + used + layer_size:
                 allocations[gpu_index] += layer_size
                 counts[gpu_index] += 1
                 layer_count += 1

@@ -52,15 +52,19 @@ class SpeedEstimate:
 def bytes_read_per_layer(spec: ModelSpec, depth_tokens: int) -> list[int]:
     """Weights and KV cache a token reads in each block at `depth_tokens` of context."""
     kv = kv_per_layer(spec, max(depth_tokens, 1), 1, "f16")
+    moe = spec.is_moe and bool(spec.expert_layer_bytes)
+    window = spec.sliding_window or 0
+    # Most layers of these models attend only over the window.
+    windowed = window != 0 and depth_tokens > window and spec.architecture in ("gemma3", "gptoss", "gpt-oss")
+    if not moe and not windowed:
+        return [weights + kv_read for weights, kv_read in zip(spec.layer_bytes, kv, strict=False)]
     read = []
     for index, weights in enumerate(spec.layer_bytes):
-        if spec.is_moe and spec.expert_layer_bytes:
+        if moe:
             experts = spec.expert_layer_bytes[index]
             weights = weights - experts + experts * spec.expert_used_count // spec.expert_count
         kv_read = kv[index]
-        window = spec.sliding_window
-        if window and depth_tokens > window and spec.architecture in ("gemma3", "gptoss", "gpt-oss"):
-            # Most layers of these models attend only over the window.
+        if windowed:
             kv_read = kv_read * window // depth_tokens
         read.append(weights + kv_read)
     return read

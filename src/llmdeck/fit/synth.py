@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 
-from llmdeck.fit.quant import file_type_name, tensor_type
+from llmdeck.fit.quant import TENSOR_TYPES_BY_NAME, file_type_name, tensor_type
 from llmdeck.fit.spec import ModelSpec
 
 QK_K = 256
@@ -62,7 +63,8 @@ class Tensor:
 
     @property
     def bytes(self) -> int:
-        return tensor_type(self.type_name).bytes_for(math.prod(self.shape))
+        kind = TENSOR_TYPES_BY_NAME.get(self.type_name) or tensor_type(self.type_name)
+        return kind.bytes_for(math.prod(self.shape))
 
 
 def gguf_name(layer: int | None, tensor: Tensor) -> str:
@@ -154,12 +156,26 @@ def quant_type(
             chosen = "Q5_K"
     elif role == "attn_qkv":
         chosen = {"Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K", "Q4_K_M": "Q5_K", "Q5_K_M": "Q6_K"}.get(file_type, base)
-    block = tensor_type(chosen).block_elements
+    block = TENSOR_TYPES_BY_NAME[chosen].block_elements
     if row_length % block != 0:
         chosen = _ROW_FALLBACK.get(chosen, "Q8_0" if row_length % 32 == 0 else "F16")
-        if row_length % tensor_type(chosen).block_elements != 0:
+        if row_length % TENSOR_TYPES_BY_NAME[chosen].block_elements != 0:
             chosen = "F16"
     return chosen
+
+
+def layer_class(layer: int, layers: int, leading_dense: int) -> tuple[bool, ...]:
+    """Everything about a block's index that its tensors depend on: the conditions on `layer` in
+    `quant_type` and whether the block is a dense one before the experts. Blocks of one class
+    hold the same tensors in the same types."""
+    return (
+        layer < leading_dense,
+        use_more_bits(layer, layers),
+        layer < 2,
+        layer < 4,
+        layer < layers // 8,
+        layer < layers // 16,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,8 +256,25 @@ def _block(build: _Builder, i: int) -> Iterator[Tensor]:
     yield from _feed_forward(build, i)
 
 
+@cache
+def _layer_classes(layers: int, leading_dense: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The first block of each `layer_class` among `layers` blocks, and each block's class as an
+    index into those (many models share a block count, so this is worked out once per count)."""
+    numbers: dict[tuple[bool, ...], int] = {}
+    firsts: list[int] = []
+    class_of_block = []
+    for i in range(layers):
+        kind = layer_class(i, layers, leading_dense)
+        if kind not in numbers:
+            numbers[kind] = len(firsts)
+            firsts.append(i)
+        class_of_block.append(numbers[kind])
+    return tuple(firsts), tuple(class_of_block)
+
+
 def _block_signature(build: _Builder, i: int) -> tuple[object, ...]:
-    """What makes block i's bytes differ from another block's: only these depend on the index."""
+    """What makes block i's bytes differ from another block's: of a block's weights only `attn_v`
+    and `ffn_down` get a type that depends on the index."""
     arch = build.arch
     e = arch.embedding_length
     ff = arch.expert_feed_forward_length or arch.feed_forward_length
@@ -329,19 +362,23 @@ def synthesize(
         else:
             other += tensor.bytes
     # Blocks differ only where the quantizer gives some layers more bits; sum each kind once.
+    # A block's index decides its signature only through its class, so that is worked out once
+    # per class (from the class's first block) rather than per block.
+    firsts, class_of_block = _layer_classes(arch.block_count, arch.leading_dense_block_count)
     sums: dict[tuple[object, ...], tuple[int, int]] = {}
-    layer_bytes = []
-    expert_bytes = []
-    for i in range(arch.block_count):
+    class_sums = []
+    for i in firsts:
         signature = _block_signature(build, i)
-        if signature not in sums:
+        known = sums.get(signature)
+        if known is None:
             block = list(_block(build, i))
-            sums[signature] = (
+            known = sums[signature] = (
                 sum(t.bytes for t in block),
                 sum(t.bytes for t in block if t.name.endswith("_exps")),
             )
-        layer_bytes.append(sums[signature][0])
-        expert_bytes.append(sums[signature][1])
+        class_sums.append(known)
+    layer_bytes = [class_sums[number][0] for number in class_of_block]
+    expert_bytes = [class_sums[number][1] for number in class_of_block]
     if arch.tied_embeddings:
         output = embedding
     gate_exps = 0

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SERVICE_HOME = Path("/usr/share/ollama")  # the Linux installer's `ollama` system user
 DOCKER_STORE = Path("/root/.ollama/models")
@@ -212,17 +213,30 @@ def observe(served_blob_paths: Sequence[Path] = ()) -> Surroundings:
 def _ollama_processes() -> list[ServerProcess]:
     import psutil
 
+    def read(process: psutil.Process, attribute: str) -> Any:
+        # As `process_iter(attrs)` reads an attribute: None when denied or for a zombie.
+        try:
+            return getattr(process, attribute)()
+        except (psutil.AccessDenied, psutil.ZombieProcess):
+            return None
+
     found = []
-    for process in psutil.process_iter(["pid", "name", "cmdline", "username"]):
-        info = process.info
-        cmdline = info.get("cmdline") or []
-        if info.get("name") != "ollama" or "serve" not in cmdline:
+    # Only the name of every process (one read each); the rest only of those named ollama.
+    for process in psutil.process_iter(["name"]):
+        if process.info.get("name") != "ollama":
             continue
+        try:
+            cmdline = read(process, "cmdline") or []
+            if "serve" not in cmdline:
+                continue
+            username = read(process, "username")
+        except psutil.NoSuchProcess:
+            continue  # gone meanwhile, as `process_iter` skips it
         try:
             environ: Mapping[str, str] | None = process.environ()
         except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
             environ = None
-        found.append(ServerProcess(int(info["pid"]), info.get("username"), environ))
+        found.append(ServerProcess(process.pid, username, environ))
     return found
 
 

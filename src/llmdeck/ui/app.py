@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.dom import DOMNode
+from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
@@ -111,6 +112,45 @@ class OfflineBanner(Static):
     """
 
 
+class KeyFooter(Footer):
+    """Textual's footer, rebuilt only when the bindings it shows change.
+
+    The footer rebuilds its dozen keys (each styled anew) after every change of bindings, though
+    most leave what it shows as it was: the start brought three rebuilds in a row (the focus, the
+    screen stack, the screen's resume), two of them of the keys already shown, each costing more
+    than drawing the frame. What it builds comes from the screen's active bindings, read when the
+    rebuild runs.
+    """
+
+    _recompose_pending = False
+    _built_from: list[tuple[object, ...]] | None = None  # the active bindings the keys show
+
+    @staticmethod
+    def _shown(screen: Screen[object]) -> list[tuple[object, ...]]:
+        return [
+            (key, binding, enabled, tooltip)
+            for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
+        ]
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        if (
+            screen is self.screen
+            and self._bindings_ready
+            and (self._recompose_pending or self._shown(screen) == self._built_from)
+        ):
+            return  # a rebuild to come reads the bindings then; or the keys show them already
+        super().bindings_changed(screen)
+        # The cases in which `Footer.bindings_changed` asks for a rebuild (Textual 8).
+        if screen.app.app_focus and self.is_attached and screen is self.screen:
+            self._recompose_pending = True
+
+    async def recompose(self) -> None:
+        self._recompose_pending = False
+        if self.is_attached and self._bindings_ready:
+            self._built_from = self._shown(self.screen)
+        await super().recompose()
+
+
 class LlmdeckApp(ModelManagement):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "llmdeck"
@@ -168,7 +208,13 @@ class LlmdeckApp(ModelManagement):
         self.blob_paths: dict[str, list[Path]] = {}
         self.fits: dict[str, FitRow] = {}
         self.num_ctx: int | None = settings.num_ctx
-        self.own_themes: list[str] = []
+        # The theme is chosen before the first frame: switched to once the screen was up, it had
+        # Textual parse all CSS a second time and restyle every widget (about 5% of the start).
+        themes, self.theme_problems = bundled_themes()
+        for theme in themes:
+            self.register_theme(theme)
+        self.own_themes: list[str] = [theme.name for theme in themes]
+        self.theme, self.theme_notice = self._initial_theme()
         self.gpu_layers: dict[str, int] = {}
         # The plan picks the chat's first model once; after that only the user changes it.
         self.model_preselected = False
@@ -186,7 +232,7 @@ class LlmdeckApp(ModelManagement):
                 yield StorePanel("", id="store")
                 yield RecommendationLine("", id="recommend")
             yield ChatPane(self.ollama, keep_alive=self.settings.keep_alive, id="chat")
-        yield Footer()
+        yield KeyFooter()
 
     # Ollama's loaded models: polled at the hardware rate while the server answers.
 
@@ -232,13 +278,10 @@ class LlmdeckApp(ModelManagement):
         self._sample_running()
 
     def on_mount(self) -> None:
-        themes, problems = bundled_themes()
-        for theme in themes:
-            self.register_theme(theme)
-        self.own_themes = [theme.name for theme in themes]
-        self.theme = self._initial_theme()
+        if self.theme_notice is not None:
+            self.notify(self.theme_notice, title="Unknown theme", severity="warning", timeout=15)
         self.watch(self, "theme", self._theme_changed, init=False)
-        for problem in problems:
+        for problem in self.theme_problems:
             self.notify(problem, title="Theme not loaded", severity="warning", timeout=10)
         self._apply_keymap()
         for problem in self.settings.config_problems:
@@ -466,8 +509,9 @@ class LlmdeckApp(ModelManagement):
 
     # Themes and keys
 
-    def _initial_theme(self) -> str:
-        """The theme last chosen with F4 or the palette, unless config.toml names another since."""
+    def _initial_theme(self) -> tuple[str, str | None]:
+        """The theme last chosen with F4 or the palette, unless config.toml names another since;
+        and what to tell the user when that theme is not installed."""
         configured = self.settings.theme
         chosen = self.state.theme
         candidate: str
@@ -476,15 +520,12 @@ class LlmdeckApp(ModelManagement):
         else:
             candidate = chosen or configured or DEFAULT_THEME
         if candidate not in self.available_themes:
-            self.notify(
+            notice = (
                 f"theme {candidate!r} is not installed; using {DEFAULT_THEME}. "
-                f"Themes: {', '.join(sorted(self.available_themes))}",
-                title="Unknown theme",
-                severity="warning",
-                timeout=15,
+                f"Themes: {', '.join(sorted(self.available_themes))}"
             )
-            candidate = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
-        return candidate
+            return DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark", notice
+        return candidate, None
 
     def _theme_changed(self, name: str) -> None:
         configured = self.settings.theme

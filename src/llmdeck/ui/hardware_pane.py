@@ -9,6 +9,7 @@ loaded).
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -172,13 +173,15 @@ class HardwarePane(Widget):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
+        # Textual works the style out from every ancestor's styles at each call: once a line.
+        style = self.rich_style
         if y >= len(self._lines):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, style)
         strip = self._strips[y]
         if strip is None:
             segments = self._lines[y].render(self.app.console, end="")
-            strip = self._strips[y] = Strip(segments).apply_style(self.rich_style)
-        return strip.crop_extend(0, width, self.rich_style)
+            strip = self._strips[y] = Strip(segments).apply_style(style)
+        return strip.crop_extend(0, width, style)
 
     def notify_style_update(self) -> None:
         # A new theme changes the base style baked into each strip.
@@ -237,8 +240,14 @@ def remote_notes(host: str) -> list[str]:
 def _notes(label: str, notes: list[str], wrap: int, style: str) -> list[Text]:
     """Each note on lines of its own, broken where words are (a line never wraps on screen, so
     a note cut at the pane's edge would lose its end)."""
-    parts = [part for note in notes for part in textwrap.wrap(note, wrap)]
+    parts = [part for note in notes for part in _wrapped(note, wrap)]
     return [_line(label if index == 0 else "", Text(part, style=style)) for index, part in enumerate(parts)]
+
+
+@functools.lru_cache(maxsize=64)
+def _wrapped(note: str, width: int) -> tuple[str, ...]:
+    # The same notes are drawn at every sample; breaking them is a tenth of building the pane.
+    return tuple(textwrap.wrap(note, width))
 
 
 def _line(label: str, body: Text | str) -> Text:
