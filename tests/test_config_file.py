@@ -37,7 +37,7 @@ def test_without_a_config_file_everything_is_a_default_and_nothing_is_wrong() ->
     settings = load_settings(environ={})
     assert settings.config_problems == ()
     assert settings.config_path == default_config_path()
-    assert (settings.host.value, settings.hardware_refresh_s, settings.num_ctx) == (DEFAULT_HOST, 0.5, None)
+    assert (settings.host.value, settings.hardware_refresh_s, settings.num_ctx) == (DEFAULT_HOST, 1.0, None)
     assert (settings.kv_cache_type, settings.gpu_overhead_bytes, dict(settings.keymap)) == ("f16", 0, {})
     assert (settings.default_model, settings.theme, settings.keep_alive) == (None, None, None)
     assert {setting.describe() for setting in settings.provenance.values()} == {"default"}
@@ -151,7 +151,7 @@ def test_zero_context_length_means_ollamas_default_in_the_file_and_the_environme
 def test_settings_built_by_hand_still_work() -> None:
     # tests/helpers.py and the UI tests build Settings directly.
     settings = Settings()
-    assert (settings.hardware_refresh_s, settings.config_problems, settings.config_path) == (0.5, (), None)
+    assert (settings.hardware_refresh_s, settings.config_problems, settings.config_path) == (1.0, (), None)
 
 
 KEEP_ALIVE_RULE = (
@@ -282,7 +282,7 @@ def test_a_syntax_error_ignores_the_whole_file_and_says_where() -> None:
     assert problem.startswith(f"{path}, line 3, column ")
     assert problem.endswith("; llmdeck ignores the whole file")
     assert "not valid TOML" in problem
-    assert (settings.theme, settings.num_ctx, settings.hardware_refresh_s) == (None, None, 0.5)
+    assert (settings.theme, settings.num_ctx, settings.hardware_refresh_s) == (None, None, 1.0)
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
 
 
@@ -310,7 +310,7 @@ def test_a_folder_where_the_file_should_be_is_a_problem_not_a_crash() -> None:
     [problem] = settings.config_problems
     assert problem.startswith(f"{path}: cannot read the config file (")
     assert problem.endswith("); llmdeck uses the defaults")
-    assert settings.hardware_refresh_s == 0.5
+    assert settings.hardware_refresh_s == 1.0
 
 
 @pytest.mark.skipif(
@@ -325,7 +325,7 @@ def test_an_unreadable_file_is_a_problem_and_stays_as_it_is() -> None:
         assert settings.config_problems == (
             f"{path}: cannot read the config file (Permission denied); llmdeck uses the defaults",
         )
-        assert settings.hardware_refresh_s == 0.5
+        assert settings.hardware_refresh_s == 1.0
     finally:
         path.chmod(0o600)
     assert path.read_text() == "refresh = 2\n"

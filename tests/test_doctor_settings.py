@@ -42,7 +42,7 @@ def test_doctor_lists_each_setting_with_its_value_and_source(tmp_path: Path) -> 
         ("host", "http://127.0.0.1:9", "command line"),
         ("context_length", "8192", f"config file {path}, line 2"),
         ("kv_cache_type", "q4_0", "environment OLLAMA_KV_CACHE_TYPE"),
-        ("refresh", "0.5 s", "default"),
+        ("refresh", "1 s", "default"),
         ("gpu_overhead", "0 GiB", "default"),
         ("theme", "none", "default"),
         ("keymap.app.quit", "ctrl+x", f"config file {path}, line 5"),

@@ -1,7 +1,7 @@
 """Apple Silicon: no NVML, one pool of RAM that the GPU may wire up to a limit.
 
 The figures come from sysctls, read through `sysctlbyname` (not the `sysctl` command: the sampler
-runs twice a second and a process spawn each time would cost more than the whole rest of a sample).
+runs every second and a process spawn each time would cost more than the whole rest of a sample).
 The reader is a plain function so tests can feed recorded values on any OS.
 """
 

@@ -1,6 +1,6 @@
 """The hardware pane: live gauges for CPU, memory and every GPU, and what Ollama has loaded.
 
-It is redrawn on every sample (twice a second by default), so drawing is kept cheap (measured:
+It is redrawn on every sample (once a second by default), so drawing is kept cheap (measured:
 a Static re-rendering all its lines cost 3 ms a frame, one widget per line more): one widget that
 keeps each line as a ready strip and repaints only the lines whose text changed; no line ever
 wraps; the screen is laid out again only when the number of lines changes (a GPU lost, a model
@@ -29,7 +29,7 @@ from llmdeck.ui.palette import FALLBACK, Tone, follow_theme, tone
 from llmdeck.ui.sparkline import History
 from llmdeck.units import GIB, decimal_size, gib
 
-HISTORY_LENGTH = 18  # samples per sparkline: 9 s at the default rate
+HISTORY_LENGTH = 18  # samples per sparkline: 18 s at the default rate
 LABEL_WIDTH = 7
 VALUE_WIDTH = 13
 REASON_WIDTH = 48  # fits the pane at its usual width
