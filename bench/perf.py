@@ -11,7 +11,8 @@ Streams (each app, each run, a fresh process):
 - paced: a 1,500-token Markdown answer (headings, lists, code fences, tables) at 100 tokens/s;
   CPU over the stream, and the worst and 95th-percentile delay from a token sent to it on screen;
 - tail: a 20,000-token answer, the first 18,500 tokens at once and the last 1,500 at 100/s; CPU
-  over the paced end (for llmdeck the chat holds 50 earlier messages, and the RSS after it is
+  and delays over the paced end from when the app has caught up with the burst (the catch-up
+  time is reported too; for llmdeck the chat holds 50 earlier messages, and the RSS after it is
   the memory measure);
 - burst: the 20,000-token answer as fast as the stand-in sends; tokens/s from the first token
   sent to the last word on screen, and the delay from the last chunk to the last word on screen.
@@ -199,6 +200,7 @@ class Stream:
     rate: float | None = None  # tokens/s from the first sent to the last on screen
     final_ms: float | None = None  # last chunk sent to the last word on screen
     rss_mb: float | None = None
+    catch_up_s: float | None = None  # after a burst, until the first paced word was on screen
     capped: bool = False
     reached: int = 0  # tokens on screen when capped
     notes: list[str] = field(default_factory=list)
@@ -234,12 +236,23 @@ def run_stream(
         result.notes.append("no token was sent")
         return result
     shown = [(index, seen_at(terminal, word)) for index, word in words]
-    delays = [(at - times[index]) * 1000 for index, at in shown if at is not None and index >= pace_after]
+    window_start = times[min(pace_after, len(times) - 1)]
+    if pace_after:
+        # A paced end after a burst: measure from when the app has caught up with the burst
+        # (its first paced word on screen), so the figure is the cost of the end, not the backlog.
+        caught_up = min((at for index, at in shown if at is not None and index >= pace_after), default=None)
+        if caught_up is not None:
+            result.catch_up_s = max(0.0, caught_up - window_start)
+            window_start = max(window_start, caught_up)
+    delays = [
+        (at - times[index]) * 1000
+        for index, at in shown
+        if at is not None and index >= pace_after and times[index] >= window_start
+    ]
     if delays and delay_s:
         delays.sort()
         result.delay_max_ms = delays[-1]
         result.delay_p95_ms = delays[int(0.95 * (len(delays) - 1))]
-    window_start = times[min(pace_after, len(times) - 1)]
     window_end = times[-1]
     result.cpu = cpu.percent(window_start, window_end)
     end_at = dict(shown).get(end_index)
@@ -320,6 +333,7 @@ def measure_app(
     tail = run_stream(command(standin.url), ready, keys, standin, long, tail_from, TOKEN_DELAY_S, cap_s + 15)
     add("tail_cpu", tail.cpu)
     add("tail_delay_max", tail.delay_max_ms)
+    add("tail_catch_up", tail.catch_up_s)
     add("rss", tail.rss_mb)
     write_history(0)
     burst = run_stream(command(standin.url), ready, keys, standin, long, 0, 0.0, cap_s)
@@ -349,7 +363,8 @@ ROWS = (
     ("streaming at 100 tok/s, 1,500-token answer: CPU", "≤ 10%", "paced_cpu", "%", 1, "low"),
     ("  token sent → on screen, worst (95th pct)", "≤ 100 ms", "paced_delay_max", " ms", 0, "low"),
     ("same, at the end of a 20,000-token answer: CPU", "≤ 15%", "tail_cpu", "%", 1, "low"),
-    ("  token sent → on screen, worst", "≤ 100 ms", "tail_delay_max", " ms", 0, "low"),
+    ("  token sent → on screen, worst (after catching up)", "≤ 100 ms", "tail_delay_max", " ms", 0, "low"),
+    ("  catching up with the 18,500-token burst before it", "—", "tail_catch_up", " s", 1, "low"),
     ("burst (as fast as the server sends): rendered", "≥ 5,000 tok/s", "burst_rate", " tok/s", 0, "high"),
     ("  last chunk → complete text on screen", "≤ 100 ms", "burst_final", " ms", 0, "low"),
     ("RSS after a 20,000-token answer (+ 50 messages)", "≤ 150 MB", "rss", " MB", 0, "low"),

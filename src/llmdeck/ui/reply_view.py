@@ -10,6 +10,7 @@ drawn at most `FRAME_S` apart; finished blocks are rendered once, the open one p
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.style import Style
@@ -17,15 +18,9 @@ from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
-from llmdeck.ui.markdown_blocks import (
-    OPEN_BLOCK_STYLED_LIMIT,
-    Block,
-    BlockCutter,
-    Line,
-    render_block,
-    render_console,
-    render_plain,
-)
+# markdown-it, Rich's Markdown and Pygments load with the first reply, not at start-up (~50 ms).
+if TYPE_CHECKING:
+    from llmdeck.ui.markdown_blocks import Block, Line
 
 # Fifteen frames a second: a token is on screen within 67 ms of arriving, plus one frame's work (the
 # target is 100 ms); each frame costs a layout of the screen, so fewer is lighter.
@@ -42,6 +37,8 @@ _console: Console | None = None
 def _shared_console() -> Console:
     global _console
     if _console is None:
+        from llmdeck.ui.markdown_blocks import render_console
+
         _console = render_console(80)
     return _console
 
@@ -58,6 +55,8 @@ class ReplyView(Widget):
     def __init__(self, text: str = "", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._parts: list[str] = []
+        from llmdeck.ui.markdown_blocks import BlockCutter
+
         self._cutter = BlockCutter()
         self._blocks: list[Block] = []  # finished blocks, rendered into _finished_lines
         self._finished_lines: list[Strip] = []
@@ -160,6 +159,8 @@ class ReplyView(Widget):
         return self._open_lines[offset] if offset >= 0 else Strip([])
 
     def _draw(self, width: int) -> None:
+        from llmdeck.ui.markdown_blocks import render_block
+
         console = _shared_console()
         self._blocks.extend(self._cutter.take_finished())
         references = self._cutter.references
@@ -186,6 +187,8 @@ class ReplyView(Widget):
         self._finished_lines.extend(Strip(line) for line in lines)
 
     def _render_open(self, console: Console, width: int) -> list[Strip]:
+        from llmdeck.ui.markdown_blocks import OPEN_BLOCK_STYLED_LIMIT, render_block, render_plain
+
         source = self._cutter.open_source
         if not source.strip():
             return []
