@@ -15,7 +15,7 @@ from textual.containers import VerticalScroll
 
 from llmdeck.hardware import StaticProbe
 from llmdeck.ollama_api import OllamaService
-from llmdeck.ui import markdown_blocks
+from llmdeck.ui import markdown_blocks, reply_view
 from llmdeck.ui.app import create_app
 from llmdeck.ui.chat_pane import AssistantTurn, ChatPane
 from llmdeck.ui.markdown_blocks import BlockCutter, render_all, split_blocks
@@ -143,6 +143,18 @@ async def test_streamed_in_any_chunks_the_screen_ends_identical_to_a_full_render
         await pilot.pause()
         assert view.content_size.width < width
         assert texts(view) == reference(text, view.content_size.width)
+
+
+async def test_room_kept_while_streaming_is_given_back_when_the_reply_ends() -> None:
+    app = OneReply()
+    async with app.run_test(size=(90, 30)) as pilot:
+        view = app.query_one(ReplyView)
+        view.append("One short paragraph.\n\nAnd another one")
+        await pilot.pause(FRAME_S * 3)
+        assert view.size.height == reply_view.STREAMING_HEIGHT_STEP  # 3 lines drawn, 8 kept
+        view.finish()
+        await pilot.pause()
+        assert view.size.height == view.line_count == 3
 
 
 async def test_an_open_block_too_long_to_restyle_shows_plain_then_styled_when_finished() -> None:

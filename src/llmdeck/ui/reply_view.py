@@ -111,23 +111,25 @@ class ReplyView(Widget):
 
     def finish(self) -> None:
         """The reply is complete: draw it all, the last block styled too, now."""
+        height_before = self.height_shown  # with the room kept while it streamed
         self._complete = True
         self._dirty = True
-        self._frame()
+        self._frame(height_before)
 
-    def _frame(self) -> None:
+    def _frame(self, height_before: int | None = None) -> None:
         self._frame_pending = False
         if not self._dirty or not self._width:
             return
         self.frames += 1
-        height_before = self.height_shown
+        if height_before is None:
+            height_before = self.height_shown
         redraw_from = len(self._finished_lines)
         self._draw(self._width)
         if self.height_shown != height_before:
             self.refresh(layout=True)
         else:
             width = max(self.size.width, self._width)
-            self.refresh(Region(0, redraw_from, width, self.line_count - redraw_from + 1))
+            self.refresh(Region(0, redraw_from, width, max(1, self.height_shown - redraw_from)))
         if self.after_frame is not None:
             self.after_frame()
 
