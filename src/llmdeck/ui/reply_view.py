@@ -9,6 +9,7 @@ drawn at most `FRAME_S` apart; finished blocks are rendered once, the open one p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,9 @@ FRAME_S = 1 / 15
 # fills them: a change of height lays out the whole screen and repaints the transcript as it
 # scrolls (measured: ~50 ms a time here), whereas filling a reserved line repaints that line.
 STREAMING_HEIGHT_STEP = 8
+# A frame may take at most this share of the time: in a burst a frame costs tens of milliseconds
+# (new blocks, a layout), and at 15 a second drawing would starve the reading of the reply.
+FRAME_SHARE = 0.3
 
 _console: Console | None = None
 
@@ -67,6 +71,7 @@ class ReplyView(Widget):
         self._references_known = 0
         self._complete = False
         self._frame_pending = False
+        self._frame_cost = 0.0  # seconds the last frame took
         self._dirty = False
         self.frames = 0  # how many times the reply was redrawn while text arrived
         self._base_style: Style | None = None
@@ -107,7 +112,7 @@ class ReplyView(Widget):
         self._dirty = True
         if not self._frame_pending and self.is_mounted:
             self._frame_pending = True
-            self.set_timer(FRAME_S, self._frame)
+            self.set_timer(max(FRAME_S, self._frame_cost / FRAME_SHARE), self._frame)
 
     def finish(self) -> None:
         """The reply is complete: draw it all, the last block styled too, now."""
@@ -121,10 +126,12 @@ class ReplyView(Widget):
         if not self._dirty or not self._width:
             return
         self.frames += 1
+        started = time.perf_counter()
         if height_before is None:
             height_before = self.height_shown
         redraw_from = len(self._finished_lines)
         self._draw(self._width)
+        self._frame_cost = time.perf_counter() - started
         if self.height_shown != height_before:
             self.refresh(layout=True)
         else:
