@@ -435,12 +435,9 @@ def main() -> None:
     with StandIn() as standin:
         for run in range(args.runs):
             print(f"run {run + 1} of {args.runs}", flush=True)
-            for app in apps:
-                if app == "llmdeck":
-                    command: Callable[[str], list[str]] = lambda url: llmdeck_command(llmdeck, url)  # noqa: E731
-                else:
-                    command = lambda url, method=app: peer_command(method, url)  # type: ignore[misc]  # noqa: E731
-                measure_app(app, command, standin, args.cap_s, measures)
+            time.sleep(2.0)
+            # The one-app measures first: a peer app still busy from its last stream would weigh
+            # on a start-up or an idle reading (seen: 1.88 s for a start that takes 1.17 s alone).
             if "llmdeck" in apps:
                 write_history(0)
                 measures.setdefault("llmdeck:startup", []).append(
@@ -450,6 +447,13 @@ def main() -> None:
                     idle_cost(llmdeck_command(llmdeck, standin.url), 10.0)[0]
                 )
                 measures.setdefault("llmdeck:fit", []).append(fit_seconds(llmdeck))
+            for app in apps:
+                time.sleep(2.0)  # the previous app's process has let go of the CPU
+                if app == "llmdeck":
+                    command: Callable[[str], list[str]] = lambda url: llmdeck_command(llmdeck, url)  # noqa: E731
+                else:
+                    command = lambda url, method=app: peer_command(method, url)  # type: ignore[misc]  # noqa: E731
+                measure_app(app, command, standin, args.cap_s, measures)
     result = table(measures, apps, args.runs)
     print()
     print(result)
