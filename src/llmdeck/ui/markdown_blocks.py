@@ -66,13 +66,24 @@ class BlockCutter:
     covers only the open block and what came after it.
     """
 
-    open_source: str = ""
+    _open: str = ""
+    # Text fed since the open block was last read: joined once per read, not copied per token
+    # (appending to a long open block, such as a big code fence, would copy it every token).
+    _pending: list[str] = field(default_factory=list, repr=False)
     references: dict[str, Any] = field(default_factory=dict)
     _open_tokens: list[Token] | None = field(default=None, repr=False)
 
+    @property
+    def open_source(self) -> str:
+        """The open block and everything after it."""
+        if self._pending:
+            self._open += "".join(self._pending)
+            self._pending.clear()
+        return self._open
+
     def feed(self, text: str) -> None:
         if text:
-            self.open_source += text
+            self._pending.append(text)
             self._open_tokens = None
 
     def take_finished(self) -> list[Block]:
@@ -89,7 +100,7 @@ class BlockCutter:
             finished.append(Block("".join(lines[first_line:next_line]), tokens[token_at:next_token_at]))
             first_line = next_line
         last_line = starts[-1][1]
-        self.open_source = "".join(lines[last_line:])
+        self._open = "".join(lines[last_line:])
         # The open block's tokens were parsed with line numbers of the whole tail: parse afresh
         # when it is rendered (it is small) rather than renumber them.
         self._open_tokens = None
