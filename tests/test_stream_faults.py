@@ -114,6 +114,8 @@ async def test_server_killed_mid_reply_keeps_the_partial_reply_and_ctrl_t_resend
             assert any("interrupted" in note and "ctrl+t" in note for note in notes(app))
             assert app.query(AssistantTurn).first().source == partial  # still on screen
             # The server comes back; the banner goes; one key sends the prompt again.
+            # The app must have seen the server gone before "back" means the new one.
+            await wait_until(lambda: app.server_version is None)
             server = start_server_process(port, token_delay=0.0)
             await wait_until(lambda: app.server_version is not None)
             await pilot.press("ctrl+t")
