@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ollama_standin import OllamaStandIn, Reply
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
+from textual.geometry import Region
 
 from llmdeck.hardware import StaticProbe
 from llmdeck.ollama_api import OllamaService
@@ -143,6 +144,25 @@ async def test_streamed_in_any_chunks_the_screen_ends_identical_to_a_full_render
         await pilot.pause()
         assert view.content_size.width < width
         assert texts(view) == reference(text, view.content_size.width)
+
+
+async def test_a_frame_repaints_every_line_that_changed() -> None:
+    """Frames repaint only the lines that differ from the last frame; what Textual shows (its
+    cached lines) must still be the reply as drawn now, after every frame."""
+    text = "".join(random.Random(5).choice(PIECES) for _ in range(60))
+    app = OneReply()
+    async with app.run_test(size=(70, 200)) as pilot:
+        view = app.query_one(ReplyView)
+        chunks = random.Random(9)
+        position = 0
+        while position < len(text):
+            size = chunks.randint(1, 60)
+            view.append(text[position : position + size])
+            position += size
+            await pilot.pause(FRAME_S * 1.5)
+            region = Region(0, 0, view.content_size.width, view.line_count)
+            shown = [strip.text.rstrip() for strip in view.render_lines(region)]
+            assert shown == [line.rstrip() for line in texts(view)]
 
 
 async def test_room_kept_while_streaming_is_given_back_when_the_reply_ends() -> None:

@@ -51,6 +51,7 @@ from llmdeck.recovery import OutOfMemory as OutOfMemoryKind
 from llmdeck.recovery import explain, out_of_memory
 from llmdeck.sanitize import inert
 from llmdeck.ui.confirm_screen import ConfirmScreen
+from llmdeck.ui.laid_out_once import LaidOutOnce
 from llmdeck.ui.reply_view import ReplyView
 from llmdeck.ui.text_prompt import AskText
 
@@ -148,6 +149,11 @@ class StatusLine(Widget):
         lines = len(text.wrap(self.app.console, width)) if width > 0 else self._lines
         self.refresh(layout=lines != self._lines)
         self._lines = lines
+
+
+class Transcript(VerticalScroll, LaidOutOnce):
+    """One chat's turns, kept scrolled to the end while a reply streams. (LaidOutOnce second:
+    Textual takes a widget's CSS from its first base, and the transcript's is VerticalScroll's.)"""
 
 
 class ChatTabs(Tabs):
@@ -304,7 +310,7 @@ class ChatPane(Vertical):
         self.active_key = key
         yield ChatTabs(Tab("Chat 1", id=key), id="chat-tabs")
         with ContentSwitcher(id="transcripts", initial=f"transcript-{key}"):
-            yield VerticalScroll(id=f"transcript-{key}", classes="transcript")
+            yield Transcript(id=f"transcript-{key}", classes="transcript")
         yield Static("", id="chat-system")
         yield Static("", id="chat-alarm")
         yield StatusLine("waiting for Ollama…", id="chat-status")
@@ -379,7 +385,7 @@ class ChatPane(Vertical):
         key = self._new_key()
         self.chats[key] = session
         self.query_one(ChatTabs).add_tab(Tab(_tab_label(session), id=key))
-        self.query_one(ContentSwitcher).mount(VerticalScroll(id=f"transcript-{key}", classes="transcript"))
+        self.query_one(ContentSwitcher).mount(Transcript(id=f"transcript-{key}", classes="transcript"))
         return key
 
     def _drop_tab(self, key: str) -> None:

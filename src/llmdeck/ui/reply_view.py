@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.style import Style
 from textual.geometry import Region, Size
 from textual.strip import Strip
-from textual.widget import Widget
+
+from llmdeck.ui.laid_out_once import LaidOutOnce
 
 # markdown-it, Rich's Markdown and Pygments load with the first reply, not at start-up (~50 ms).
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def _shared_console() -> Console:
     return _console
 
 
-class ReplyView(Widget):
+class ReplyView(LaidOutOnce):
     """A reply's Markdown; `append` while it streams, `finish` when it ends."""
 
     DEFAULT_CSS = """
@@ -70,6 +71,7 @@ class ReplyView(Widget):
         self._width = 0
         self._references_known = 0
         self._complete = False
+        self._keeping_room = False  # complete, but the room kept while streaming not yet given back
         self._frame_pending = False
         self._frame_cost = 0.0  # seconds the last frame took
         self._dirty = False
@@ -96,7 +98,7 @@ class ReplyView(Widget):
     def height_shown(self) -> int:
         """Lines the widget takes: while it streams, room for the next few is kept."""
         lines = self.line_count
-        if self._complete or not lines:
+        if not lines or (self._complete and not self._keeping_room):
             return lines
         return -(-lines // STREAMING_HEIGHT_STEP) * STREAMING_HEIGHT_STEP
 
@@ -115,11 +117,24 @@ class ReplyView(Widget):
             self.set_timer(max(FRAME_S, self._frame_cost / FRAME_SHARE), self._frame)
 
     def finish(self) -> None:
-        """The reply is complete: draw it all, the last block styled too, now."""
+        """The reply is complete: draw it all, the last block styled too, now.
+
+        The room kept while it streamed is given back only once that is on screen: a change of
+        height lays out the whole screen (measured: 30-100 ms here), which held up the last words.
+        """
         height_before = self.height_shown  # with the room kept while it streamed
         self._complete = True
+        self._keeping_room = self.is_mounted and height_before > 0
         self._dirty = True
         self._frame(height_before)
+        if self._keeping_room:
+            self.call_after_refresh(self._give_room_back)
+
+    def _give_room_back(self) -> None:
+        height_before = self.height_shown
+        self._keeping_room = False
+        if self.height_shown != height_before:
+            self.refresh(layout=True)
 
     def _frame(self, height_before: int | None = None) -> None:
         self._frame_pending = False
@@ -130,13 +145,27 @@ class ReplyView(Widget):
         if height_before is None:
             height_before = self.height_shown
         redraw_from = len(self._finished_lines)
-        self._draw(self._width)
+        before = [self._line(y) for y in range(redraw_from, self.line_count)]
+        everything_redrawn = self._draw(self._width)
         self._frame_cost = time.perf_counter() - started
         if self.height_shown != height_before:
             self.refresh(layout=True)
+        elif everything_redrawn:
+            self.refresh()
         else:
-            width = max(self.size.width, self._width)
-            self.refresh(Region(0, redraw_from, width, max(1, self.height_shown - redraw_from)))
+            # Only the lines that differ are repainted: most frames add to the last line or two
+            # of the open block, and every repainted line costs Textual a styled render.
+            first_changed = redraw_from
+            for old, new in zip(
+                before, (self._line(y) for y in range(redraw_from, self.line_count)), strict=False
+            ):
+                if old != new:
+                    break
+                first_changed += 1
+            end = max(redraw_from + len(before), self.line_count)
+            if end > first_changed:
+                width = max(self.size.width, self._width)
+                self.refresh(Region(0, first_changed, width, end - first_changed))
         if self.after_frame is not None:
             self.after_frame()
 
@@ -167,12 +196,14 @@ class ReplyView(Widget):
         offset = y - finished - (1 if finished and self._open_lines else 0)
         return self._open_lines[offset] if offset >= 0 else Strip([])
 
-    def _draw(self, width: int) -> None:
+    def _draw(self, width: int) -> bool:
+        """Render what changed at `width`; True when every line was drawn again."""
         from llmdeck.ui.markdown_blocks import render_block
 
         console = _shared_console()
         self._blocks.extend(self._cutter.take_finished())
         references = self._cutter.references
+        everything = False
         # A new link reference definition may resolve a link in a block already drawn (rare in
         # replies): draw them all again, as after a resize.
         if width != self._width or len(references) != self._references_known:
@@ -181,12 +212,14 @@ class ReplyView(Widget):
             self._finished_lines = []
             self._rendered_blocks = 0
             self._plain_cache = (0, [])
+            everything = True
         for block in self._blocks[self._rendered_blocks :]:
             self._add_finished(render_block(block, console, width, references))
             block.tokens = None  # a resize parses again; holding tokens would cost far more memory
         self._rendered_blocks = len(self._blocks)
         self._open_lines = self._render_open(console, width)
         self._dirty = False
+        return everything
 
     def _add_finished(self, lines: list[Line]) -> None:
         if not lines:
