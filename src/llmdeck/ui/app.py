@@ -87,6 +87,9 @@ def while_mounted(handler: Handler) -> Handler:
 
 
 STARTUP_QUIET_S = 1.5
+# How long after the model list first shows the Markdown renderer is loaded, in a thread: the
+# first reply then starts at once (loading it then held the first frame up ~170 ms).
+RENDERER_WARM_UP_DELAY_S = 0.5
 PROBE_CLOSE_WAIT_S = 1.0
 
 
@@ -220,6 +223,7 @@ class LlmdeckApp(ModelManagement):
         self.model_preselected = False
         self.recommended_once = False
         self.store_inspected_offline = False
+        self._renderer_warmed = False
         self.sub_title = f"v{__version__}"
 
     def compose(self) -> ComposeResult:
@@ -670,6 +674,17 @@ class LlmdeckApp(ModelManagement):
         # else: a chat under way keeps its model, gone or not; its status line says what to do
         self._sample_running()
         self._load_specs([model.name for model in message.models if model.name not in self.specs])
+        if not self._renderer_warmed:
+            self._renderer_warmed = True
+            # After the first screen, not during it: the start is not slowed by it.
+            self.set_timer(RENDERER_WARM_UP_DELAY_S, self._warm_up_renderer)
+
+    @work(thread=True, group="warm-up", exit_on_error=False)
+    def _warm_up_renderer(self) -> None:
+        # Imported here: loading the Markdown stack is what the warm-up keeps off the start.
+        from llmdeck.ui import markdown_blocks
+
+        markdown_blocks.warm_up()
 
     # Planning: what each installed model needs, from the server's own description of it.
 

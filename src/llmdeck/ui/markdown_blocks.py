@@ -194,3 +194,32 @@ def render_all(source: str, width: int, console: Console | None = None) -> list[
             rendered.append([])
         rendered.extend(lines)
     return rendered
+
+
+# A little of everything a reply may hold: rendering it once loads the parser's rules, Rich's
+# Markdown and table code, and Pygments with a lexer and the code theme.
+_WARM_UP_SAMPLE = """# Heading
+
+Some *emphasis*, **strong**, `code` and a [link](https://example.com).
+
+1. one
+2. two
+   - nested
+
+```python
+def double(x: int) -> int:
+    return x * 2
+```
+
+| a | b |
+| --- | ---: |
+| 1 | 2 |
+
+> quoted
+"""
+
+
+def warm_up() -> None:
+    """Render a sample once, off the UI thread, so the first reply is not held up by loading
+    (measured here: ~170 ms the first time, 3 ms after)."""
+    render_all(_WARM_UP_SAMPLE, 60)
