@@ -4,6 +4,8 @@ cheap by construction (frames at a fixed rate, one widget per reply, finished bl
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 
 from helpers import fast_settings, wait_until
@@ -219,3 +221,18 @@ async def test_streaming_redraws_at_a_bounded_frame_rate_with_one_widget_per_rep
         assert not reply.children
         assert reply.source == text
         assert texts(reply) == reference(text, reply.content_size.width)
+
+
+def test_the_warm_up_loads_what_the_first_reply_would_wait_for() -> None:
+    """The app warms the renderer up in a thread once the model list shows; it loads what a first
+    reply with code would otherwise load while the user waits (a lexer, the code theme)."""
+    script = (
+        "import sys\n"
+        "from llmdeck.ui import markdown_blocks\n"
+        "before = {'pygments.lexers.python', 'pygments.styles.monokai'} & set(sys.modules)\n"
+        "markdown_blocks.warm_up()\n"
+        "after = {'pygments.lexers.python', 'pygments.styles.monokai'} & set(sys.modules)\n"
+        "print(len(before), len(after))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "2"]
