@@ -435,6 +435,7 @@ class OllamaStandIn:
                     self.loaded[name] = expires
             tokens = split_tokens(reply.text)
             first_token_at: int | None = None
+            paced_from: float | None = None
             for index, token in enumerate(tokens):
                 if reply.error_after_tokens is not None and index == reply.error_after_tokens:
                     yield json.dumps({"error": reply.error_message}, separators=(",", ":")) + "\n"
@@ -448,7 +449,14 @@ class OllamaStandIn:
                 if index == reply.stall_after_tokens:
                     time.sleep(reply.stall_s)
                 if index > reply.pace_after_tokens and reply.token_delay_s:
-                    time.sleep(reply.token_delay_s)
+                    # Each token waits until it is due, not a fixed time after the last: the
+                    # rate holds however long a write took (a sleep of 0.2 ms overshoots by more).
+                    now = time.monotonic()
+                    if paced_from is None:
+                        paced_from = now
+                    due = paced_from + (index - reply.pace_after_tokens) * reply.token_delay_s
+                    if due > now:
+                        time.sleep(due - now)
                 if first_token_at is None:
                     first_token_at = time.perf_counter_ns()
                 yield _line(name, {"role": "assistant", "content": token}, done=False)
