@@ -1,20 +1,24 @@
-"""The two peer methods of streaming Markdown in Textual, as baselines for bench/perf.py.
+"""The two peer methods of streaming Markdown in Textual, as baselines for bench/perf.py, and the
+floor under any of them.
 
 - oterm's: Textual's `Markdown.get_stream`, written once per token as chunks arrive;
-- parllama's: the whole answer so far re-rendered with `Markdown.update`, at most 10 times a second.
+- parllama's: the whole answer so far re-rendered with `Markdown.update`, at most 10 times a second;
+- client: no UI at all, each token written to the terminal as it comes. What the official client
+  costs alone is the least any app built on it can cost.
 
 Each is a minimal app (a status line and the answer, anchored to the bottom): no hardware pane, no
 model list, so it is lighter than llmdeck by construction and the ratio is, if anything, kind to
 it. It reads the reply through the official `ollama.AsyncClient`, as llmdeck does. Enter starts the
 reply; the status line says "PEER-READY" first and "PEER-DONE" once the reply is drawn.
 
-    python bench/peers.py --method oterm|parllama --host URL [--model NAME]
+    python bench/peers.py --method oterm|parllama|client --host URL [--model NAME]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 import ollama
 from textual import events, work
@@ -87,12 +91,29 @@ class PeerApp(App[None]):
         self.query_one("#status", Static).update("PEER-DONE")
 
 
+async def client_only(host: str, model: str) -> None:
+    """Tokens straight to the terminal, read as the apps read them."""
+    print("PEER-READY", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    client = ollama.AsyncClient(host=host)
+    parts = await client.chat(model=model, messages=[{"role": "user", "content": "hi"}], stream=True)
+    async for part in parts:
+        if part.message.content:
+            sys.stdout.write(part.message.content)
+            sys.stdout.flush()
+    print("\nPEER-DONE", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # stays up until the harness closes it
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", choices=("oterm", "parllama"), required=True)
+    parser.add_argument("--method", choices=("oterm", "parllama", "client"), required=True)
     parser.add_argument("--host", required=True)
     parser.add_argument("--model", default="llama3.1:8b")
     args = parser.parse_args()
+    if args.method == "client":
+        asyncio.run(client_only(args.host, args.model))
+        return
     PeerApp(args.method, args.host, args.model).run()
 
 
