@@ -52,11 +52,16 @@ async def type_text(pilot: Pilot[None], text: str) -> None:
     driver, in order. `pilot.press` waits twice for the process to go idle after every key; the
     app's heartbeat keeps it from ever quite doing so, which costs seconds per prompt.
     """
+    await press_now(pilot, *(_character_to_key(c) if not c.isalnum() else c for c in text))
+
+
+async def press_now(pilot: Pilot[None], *keys: str) -> None:
+    """`pilot.press(*keys)` without its waits for idle: while a reply streams they last up to 2 s a
+    key, long enough for a short reply to be over before the test looks at it."""
     app = pilot.app
     driver = app._driver
     assert driver is not None
-    for character in text:
-        key = _character_to_key(character) if not character.isalnum() else character
+    for key in keys:
         # The character `_press_keys` gives the event: it does not round-trip every key name.
         try:
             char: str | None = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))

@@ -7,7 +7,7 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from helpers import DATA, fast_settings, type_text, wait_until, widget_text
+from helpers import DATA, fast_settings, press_now, type_text, wait_until, widget_text
 from nvml_recordings import MIB, RecordedDevice, RecordedSequence
 from ollama_standin import OllamaStandIn
 from rich.console import Console
@@ -171,7 +171,7 @@ async def test_tokens_per_second_are_drawn_while_a_reply_streams(standin: Ollama
         await wait_until(lambda: "no reply yet" in pane_text(app))
         await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
         await type_text(pilot, "hi")
-        await pilot.press("enter")
+        await press_now(pilot, "enter")
         chat = app.query_one(ChatPane)
         await wait_until(lambda: "now" in line_with(pane_text(app), "tok/s"))
         await wait_until(lambda: not chat.streaming)
