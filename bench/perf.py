@@ -31,7 +31,7 @@ XDG_* point into a temporary folder.
     python bench/perf.py [--runs 5] [--cap-s 60] [--only llmdeck,oterm,parllama,client]
                          [--markdown FILE] [--readme README.md]
 
-Five runs take ~25 minutes on 2 cores (the peers are slow); `--runs 1` for a look.
+Five runs take ~50 minutes on 2 cores (the peers are slow); `--runs 1` for a look.
 """
 
 from __future__ import annotations
