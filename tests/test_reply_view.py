@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from helpers import fast_settings, wait_until
+from helpers import fast_settings, press_now, type_text, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ollama_standin import OllamaStandIn, Reply
@@ -208,9 +208,10 @@ async def test_streaming_redraws_at_a_bounded_frame_rate_with_one_widget_per_rep
     async with app.run_test(size=(120, 40)) as pilot:
         chat = app.query_one(ChatPane)
         await wait_until(lambda: app.query_one("#models").row_count > 0)  # type: ignore[attr-defined]
-        await pilot.press("h", "i", "enter")
-        await wait_until(lambda: bool(chat.query(AssistantTurn)))
+        await type_text(pilot, "hi")
+        # Timed from Enter: `pilot.press` would wait for idle (up to 2 s) while the reply streams.
         started = time.perf_counter()
+        await press_now(pilot, "enter")
         await wait_until(lambda: not chat.streaming, timeout=30)
         elapsed = time.perf_counter() - started
         reply = chat.query_one(AssistantTurn)
