@@ -123,18 +123,27 @@ def reference(text: str, width: int) -> list[str]:
     return plain(render_all(text, width))
 
 
+def random_chunks(text: str, seed: int, largest: int) -> list[str]:
+    """`text` cut into pieces of 1 to `largest` characters, as a stream might bring it."""
+    sizes = random.Random(seed)
+    pieces: list[str] = []
+    position = 0
+    while position < len(text):
+        size = sizes.randint(1, largest)
+        pieces.append(text[position : position + size])
+        position += size
+    return pieces
+
+
 async def test_streamed_in_any_chunks_the_screen_ends_identical_to_a_full_render() -> None:
     text = "".join(random.Random(7).choice(PIECES) for _ in range(200))
     app = OneReply()
     async with app.run_test(size=(90, 30)) as pilot:
         view = app.query_one(ReplyView)
-        chunks = random.Random(3)
-        position = 0
-        while position < len(text):
-            size = chunks.randint(1, 40)
-            view.append(text[position : position + size])
-            position += size
-            if chunks.random() < 0.1:
+        pauses = random.Random(3)
+        for piece in random_chunks(text, 3, 40):
+            view.append(piece)
+            if pauses.random() < 0.1:
                 await pilot.pause(FRAME_S)
         view.finish()
         await pilot.pause()
@@ -155,12 +164,8 @@ async def test_a_frame_repaints_every_line_that_changed() -> None:
     app = OneReply()
     async with app.run_test(size=(70, 200)) as pilot:
         view = app.query_one(ReplyView)
-        chunks = random.Random(9)
-        position = 0
-        while position < len(text):
-            size = chunks.randint(1, 60)
-            view.append(text[position : position + size])
-            position += size
+        for piece in random_chunks(text, 9, 60):
+            view.append(piece)
             await pilot.pause(FRAME_S * 1.5)
             region = Region(0, 0, view.content_size.width, view.line_count)
             shown = [strip.text.rstrip() for strip in view.render_lines(region)]
