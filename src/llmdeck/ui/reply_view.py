@@ -20,17 +20,18 @@ from textual.strip import Strip
 
 from llmdeck.ui.laid_out_once import LaidOutOnce
 
-# markdown-it, Rich's Markdown and Pygments load with the first reply, not at start-up (~50 ms).
+# markdown-it, Rich's Markdown and Pygments are not loaded at start-up: the app warms them up in a
+# thread once the model list shows (markdown_blocks.warm_up), or the first reply loads them.
 if TYPE_CHECKING:
     from llmdeck.ui.markdown_blocks import Block, Line
 
 # Fifteen frames a second: a token is on screen within 67 ms of arriving, plus one frame's work (the
-# target is 100 ms); each frame costs a layout of the screen, so fewer is lighter.
+# target is 100 ms); each frame costs a repaint of the lines that changed, so fewer is lighter.
 FRAME_S = 1 / 15
 
 # While a reply streams its height grows this many lines at a time, the new ones blank until text
 # fills them: a change of height lays out the whole screen and repaints the transcript as it
-# scrolls (measured: ~50 ms a time here), whereas filling a reserved line repaints that line.
+# scrolls (measured: ~15 ms a time here), whereas filling a reserved line repaints that line.
 STREAMING_HEIGHT_STEP = 8
 # In a burst a frame may take at most this share of the time: it costs tens of milliseconds (new
 # blocks, a layout), and at 15 a second drawing would starve the reading of the reply.
