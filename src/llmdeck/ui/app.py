@@ -50,6 +50,7 @@ from llmdeck.state import State, StateError, load_state, state_path, update_stat
 from llmdeck.store import blob_paths_from_modelfile
 from llmdeck.store.report import inspect_store
 from llmdeck.ui.chat_pane import ChatPane
+from llmdeck.ui.cropped_screen import DeckScreen
 from llmdeck.ui.hardware_pane import HardwarePane
 from llmdeck.ui.help_screen import HelpScreen, binding_rows
 from llmdeck.ui.log_screen import LogScreen
@@ -225,6 +226,9 @@ class LlmdeckApp(ModelManagement):
         self.store_inspected_offline = False
         self._renderer_warmed = False
         self.sub_title = f"v{__version__}"
+
+    def get_default_screen(self) -> Screen[None]:
+        return DeckScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         yield Header()
