@@ -164,13 +164,13 @@ class ReplyView(LaidOutOnce):
         before = [self._line(y) for y in range(redraw_from, self.line_count)]
         everything_redrawn = self._draw(self._width)
         self._frame_cost = time.perf_counter() - started
-        if self.height_shown != height_before:
-            self.refresh(layout=True)
-        elif everything_redrawn:
-            self.refresh()
+        resized = self.height_shown != height_before
+        if everything_redrawn:
+            self.refresh(layout=resized)
         else:
-            # Only the lines that differ are repainted: most frames add to the last line or two
-            # of the open block, and every repainted line costs Textual a styled render.
+            # Only the lines that differ are repainted, even when the reply grows: most frames
+            # add to the last line or two of the open block, and every repainted line costs
+            # Textual a styled render.
             first_changed = redraw_from
             for old, new in zip(
                 before, (self._line(y) for y in range(redraw_from, self.line_count)), strict=False
@@ -179,11 +179,30 @@ class ReplyView(LaidOutOnce):
                     break
                 first_changed += 1
             end = max(redraw_from + len(before), self.line_count)
-            if end > first_changed:
-                width = max(self.size.width, self._width)
-                self.refresh(Region(0, first_changed, width, end - first_changed))
+            changed = [Region(0, first_changed, max(self.size.width, self._width), end - first_changed)]
+            if end > first_changed or resized:
+                self.refresh(*changed[: end > first_changed], layout=resized)
         if self.after_frame is not None:
             self.after_frame()
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        # A change of height leaves every drawn row as it was (the frame marks those it changed),
+        # but Textual forgets them all: after each growth of a streaming reply its whole visible
+        # part was styled again (~30 rows here). Kept when no border or padding above or below
+        # makes a row depend on the height.
+        cache = self._styles_cache
+        kept: dict[int, Strip] = {}
+        gutter = self.styles.gutter
+        if size.width == self._size.width and not gutter.top and not gutter.bottom:
+            dirty = cache._dirty_lines
+            kept = {y: strip for y, strip in cache._cache.items() if y < size.height and y not in dirty}
+        changed = super()._size_updated(size, virtual_size, container_size, layout)
+        if kept:
+            cache._cache.update(kept)
+            cache._dirty_lines.difference_update(kept)
+        return changed
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         if width != self._width or self._dirty:
