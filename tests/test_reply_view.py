@@ -242,3 +242,25 @@ def test_the_warm_up_loads_what_the_first_reply_would_wait_for() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["0", "2"]
+
+
+def test_code_is_drawn_exactly_as_riches_own_markdown_draws_it() -> None:
+    """The renderer keeps one code theme and one lexer per language rather than Rich's fresh ones
+    per block; what a fence looks like must not change, an unknown language included."""
+    from rich.markdown import Markdown
+
+    for fence in (
+        '```python\ndef f(x):\n    """Twice x."""\n    return x * 2  # doubled\n```\n',
+        "```no-such-language\nplain <words> & {braces}\n```\n",
+        "    indented code\n    second line\n",
+    ):
+        console = markdown_blocks.render_console(50)
+        riches = console.render_lines(
+            Markdown(fence, code_theme=markdown_blocks.CODE_THEME), console.options, pad=False
+        )
+        ours = render_all(fence, 50)
+        assert ours == [
+            line
+            for line in riches
+            if any(segment.text.strip() or (segment.style and segment.style.bgcolor) for segment in line)
+        ]
