@@ -10,6 +10,8 @@ are found in the terminal's output and timed against the moment the stand-in sen
 Streams (each app, each run, a fresh process):
 - paced: a 1,500-token Markdown answer (headings, lists, code fences, tables) at 100 tokens/s;
   CPU over the stream, and the worst and 95th-percentile delay from a token sent to it on screen;
+  where Linux `perf` may count them, the app's user-space instructions per token (from Enter to
+  the last word; steadier than CPU time on a busy machine);
 - tail: a 20,000-token answer, the first 18,500 tokens at once and the last 1,500 at 100/s; CPU
   and delays over the paced end from when the app has caught up with the burst (the catch-up
   time is reported too; for llmdeck the chat holds 50 earlier messages, and the RSS after it is
@@ -42,6 +44,8 @@ import multiprocessing
 import os
 import platform
 import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -188,6 +192,36 @@ class CpuSampler:
         return (c1 - c0) / (t1 - t0) * 100
 
 
+class InstructionCounter:
+    """User-space instructions the process runs while inside the block, counted by Linux `perf`
+    when it is there and allowed. CPU time on a shared machine moves by a fifth between identical
+    runs; the instructions move by about 2%, so a change's effect shows in one run."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._perf: subprocess.Popen[str] | None = None
+        self.millions: float | None = None
+
+    def __enter__(self) -> InstructionCounter:
+        if shutil.which("perf"):
+            command = ["perf", "stat", "-x,", "-e", "instructions:u", "-p", str(self._pid)]
+            self._perf = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+            time.sleep(0.2)  # attached before the measured work starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._perf is None:
+            return
+        self._perf.send_signal(signal.SIGINT)
+        _, report = self._perf.communicate(timeout=10)
+        for line in report.splitlines():
+            count, _, rest = line.partition(",")
+            if "instructions" in rest and count.isdigit():
+                self.millions = int(count) / 1e6
+
+
 def seen_at(terminal: Terminal, word: str) -> float | None:
     """When `word` first reached the terminal (monotonic time), if it did."""
     position = terminal.output.find(word.encode())
@@ -208,6 +242,7 @@ class Stream:
     final_ms: float | None = None  # last chunk sent to the last word on screen
     rss_mb: float | None = None
     catch_up_s: float | None = None  # after a burst, until the first paced word was on screen
+    instructions_per_token: float | None = None  # millions, user space, from Enter to the end
     capped: bool = False
     reached: int = 0  # tokens on screen when capped
     notes: list[str] = field(default_factory=list)
@@ -230,11 +265,12 @@ def run_stream(
     with Terminal(command, keep=KEEP_OUTPUT) as terminal, CpuSampler(terminal.process.pid) as cpu:
         terminal.wait_for(ready, 30)
         time.sleep(1.5)  # the first screen settles (plans, gauges) before the prompt
-        terminal.type(start_keys)
-        try:
-            terminal.wait_for(end_word.encode(), cap_s)
-        except RuntimeError:
-            result.capped = True
+        with InstructionCounter(terminal.process.pid) as instructions:
+            terminal.type(start_keys)
+            try:
+                terminal.wait_for(end_word.encode(), cap_s)
+            except RuntimeError:
+                result.capped = True
         time.sleep(0.3)
         result.rss_mb = psutil.Process(terminal.process.pid).memory_info().rss / 2**20
         record = standin.call("record")
@@ -242,6 +278,8 @@ def run_stream(
     if not times:
         result.notes.append("no token was sent")
         return result
+    if instructions.millions is not None and not result.capped:
+        result.instructions_per_token = instructions.millions / len(times)
     shown = [(index, seen_at(terminal, word)) for index, word in words]
     window_start = times[min(pace_after, len(times) - 1)]
     if pace_after:
@@ -335,6 +373,7 @@ def measure_app(
     add("paced_cpu", paced.cpu)
     add("paced_delay_max", paced.delay_max_ms)
     add("paced_delay_p95", paced.delay_p95_ms)
+    add("paced_instructions", paced.instructions_per_token)
     write_history(HISTORY_MESSAGES)
     tail_from = len(split_tokens(long)) - PACED_TAIL
     tail = run_stream(command(standin.url), ready, keys, standin, long, tail_from, TOKEN_DELAY_S, cap_s + 15)
@@ -374,6 +413,7 @@ ROWS = (
     # label, target, key, unit, digits, better ("low" or "high")
     ("streaming at 100 tok/s, 1,500-token answer: CPU", "≤ 10%", "paced_cpu", "%", 1, "low"),
     ("  token sent → on screen, worst (95th pct)", "≤ 100 ms", "paced_delay_max", " ms", 0, "low"),
+    ("  instructions per token (millions, from Enter; `perf`)", "—", "paced_instructions", " M", 2, "low"),
     ("same, at the end of a 20,000-token answer: CPU", "≤ 15%", "tail_cpu", "%", 1, "low"),
     ("  token sent → on screen, worst (after catching up)", "≤ 100 ms", "tail_delay_max", " ms", 0, "low"),
     ("  catching up with the 18,500-token burst before it", "—", "tail_catch_up", " s", 1, "low"),
