@@ -10,7 +10,7 @@ from textual.widgets import Input
 
 from llmdeck.hardware import StaticProbe
 from llmdeck.ollama_api import OllamaService
-from llmdeck.ui.app import LlmdeckApp, OfflineBanner, create_app
+from llmdeck.ui.app import KeyFooter, LlmdeckApp, OfflineBanner, create_app
 from llmdeck.ui.chat_pane import AssistantTurn, ChatPane, TurnNote, UserTurn
 from llmdeck.ui.hardware_pane import HardwarePane
 from llmdeck.ui.models_pane import ModelsPane
@@ -277,6 +277,28 @@ async def test_escape_after_the_last_token_keeps_the_whole_reply(
         # next is exactly what the screen shows, and the status is final.
         assert session.turns[-1].content == replies(app)[0].source
         assert "(live, llmdeck)" not in status(app)
+
+
+async def test_the_footer_offers_esc_only_while_a_reply_streams(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    standin.replies.append(Reply(token_delay_s=0.03))
+    app = build(standin.url, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await models_listed(app)
+        chat = app.query_one(ChatPane)
+
+        def offered() -> bool:
+            return "Stop reply" in widget_text(app.query_one(KeyFooter))
+
+        await pilot.pause()
+        assert not offered()
+        await pilot.press("escape")  # nothing to stop: the app carries on
+        await send(app, pilot, "hi")
+        await wait_until(lambda: chat.streaming and offered())
+        await wait_until(lambda: not chat.streaming)
+        await wait_until(lambda: not offered())
+        assert replies(app)[0].source == DEFAULT_REPLY
 
 
 async def test_double_escape_mid_stream_stops_once(

@@ -460,6 +460,13 @@ class LlmdeckApp(ModelManagement):
     # Starting Ollama when it is not running
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_reply":
+            # In the footer only while a reply streams; otherwise Esc goes on to whatever else
+            # takes it (a dialog, the input).
+            try:
+                return self.query_one(ChatPane).streaming
+            except NoMatches:  # not composed yet
+                return False
         if action == "start_ollama":
             return self.server_version is None  # offered (and shown) only while none answers
         if action == "server_log":

@@ -854,7 +854,12 @@ class ChatPane(Vertical):
         transcript.anchor()
         self._streaming_key = key
         self._reply_worker = self._stream_reply(key, session, prompt, messages, asked, reply)
+        self.app.refresh_bindings()  # Esc now stops it: shown in the footer
         return True
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self._reply_worker and event.worker.is_finished:
+            self.app.refresh_bindings()  # nothing left for Esc to stop
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "retry":
