@@ -179,9 +179,11 @@ class ReplyView(LaidOutOnce):
                     break
                 first_changed += 1
             end = max(redraw_from + len(before), self.line_count)
-            changed = [Region(0, first_changed, max(self.size.width, self._width), end - first_changed)]
-            if end > first_changed or resized:
-                self.refresh(*changed[: end > first_changed], layout=resized)
+            if end > first_changed:
+                width = max(self.size.width, self._width)
+                self.refresh(Region(0, first_changed, width, end - first_changed), layout=resized)
+            elif resized:
+                self.refresh(layout=True)
         if self.after_frame is not None:
             self.after_frame()
 
