@@ -262,12 +262,13 @@ async def test_the_16_colour_theme_writes_only_16_colour_codes(
         assert [colour for colour in colours if not is_16_colour_code(colour)] == []
 
 
-@pytest.mark.parametrize("no_color", ["1", None])
+@pytest.mark.parametrize("no_color", ["1", None, ""])
 async def test_no_color_leaves_only_greys(
     no_color: str | None, standin: OllamaStandIn, recorded_probe: StaticProbe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Textual reads NO_COLOR (https://no-color.org) when the app is built, and then draws every
-    # colour as its grey: escapes remain, but they carry brightness only, no hue.
+    # colour as its grey: escapes remain, but they carry brightness only, no hue. An empty one
+    # counts as not set (the convention's words), though Textual alone counts it.
     if no_color is not None:
         monkeypatch.setenv("NO_COLOR", no_color)
     app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
@@ -286,7 +287,7 @@ async def test_no_color_leaves_only_greys(
 
     for name in OWN_THEMES:
         assert colours[name], f"{name}: the screen sets colours"
-        if no_color is None:
+        if not no_color:
             assert any(map(hued, colours[name])), name
             theme = app.get_theme(name)
             assert theme is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -181,6 +182,10 @@ class LlmdeckApp(ModelManagement):
         is_local: Callable[[str], bool] = is_local_host,
         history_file: Path | None = None,
     ) -> None:
+        # no-color.org: NO_COLOR turns colour off when it is set and not empty; Textual, which
+        # reads it while the app is built, also counts an empty one.
+        if os.environ.get("NO_COLOR") == "":
+            del os.environ["NO_COLOR"]
         super().__init__()
         self.history_file = history_file if history_file is not None else history_path()
         self.history: AsyncHistory | None = None
