@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import random
 import statistics
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -18,13 +20,14 @@ from helpers import fast_settings, press_now, type_text, wait_until
 from ollama_standin import OllamaStandIn, Reply
 from textual._compositor import Compositor
 from textual.geometry import Region
+from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
 
 from llmdeck.hardware import StaticProbe
 from llmdeck.ollama_api import OllamaService
-from llmdeck.ui.app import create_app
+from llmdeck.ui.app import LlmdeckApp, create_app
 from llmdeck.ui.chat_pane import AssistantTurn, ChatPane, Transcript
 from llmdeck.ui.cropped_screen import RowCroppedCompositor
 
@@ -72,23 +75,32 @@ def updates(monkeypatch: pytest.MonkeyPatch) -> list[Update]:
     return seen
 
 
-async def stream_reply(standin: OllamaStandIn, probe: StaticProbe, updates: list[Update]) -> tuple[int, int]:
-    """Stream TEXT into a 120x40 app, its first 800 tokens at once and the last 200 at 100 a
-    second (a model's pace); (updates before the reply ended, the transcript's rows)."""
-    standin.replies.append(Reply(text=TEXT, token_delay_s=1 / 100, pace_after_tokens=800))
+@asynccontextmanager
+async def chatting(
+    standin: OllamaStandIn, probe: StaticProbe, reply: Reply
+) -> AsyncIterator[tuple[LlmdeckApp, Pilot[None], ChatPane]]:
+    """A 120x40 app whose prompt "hi" has just been sent, to be answered with `reply`."""
+    standin.replies.append(reply)
     app = create_app(OllamaService(standin.url), probe, fast_settings(standin.url))
     async with app.run_test(size=(120, 40)) as pilot:
-        chat = app.query_one(ChatPane)
         await wait_until(lambda: app.query_one("#models").row_count > 0)  # type: ignore[attr-defined]
         await type_text(pilot, "hi")
         await press_now(pilot, "enter")
+        yield app, pilot, app.query_one(ChatPane)
+
+
+async def stream_reply(standin: OllamaStandIn, probe: StaticProbe, updates: list[Update]) -> tuple[int, int]:
+    """Stream TEXT, its first 800 tokens at once and the last 200 at 100 a second (a model's
+    pace); (updates before the reply ended, the transcript's rows)."""
+    reply = Reply(text=TEXT, token_delay_s=1 / 100, pace_after_tokens=800)
+    async with chatting(standin, probe, reply) as (_, _, chat):
         await wait_until(lambda: chat.streaming)
         first = len(updates)
         await wait_until(lambda: not chat.streaming, timeout=30)
-        reply = chat.query_one(AssistantTurn)
+        turn = chat.query_one(AssistantTurn)
         transcript = chat.query_one(Transcript)
-        assert reply.source == TEXT
-        assert reply.size.height > 2 * transcript.size.height  # it scrolled a long way
+        assert turn.source == TEXT
+        assert turn.size.height > 2 * transcript.size.height  # it scrolled a long way
         return first, transcript.size.height
 
 
@@ -126,13 +138,7 @@ async def test_a_growth_of_the_reply_repaints_the_transcript_once(
 async def test_a_partial_update_writes_what_textuals_own_compositor_writes(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
-    standin.replies.append(Reply(text=TEXT))
-    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
-    async with app.run_test(size=(120, 40)) as pilot:
-        chat = app.query_one(ChatPane)
-        await wait_until(lambda: app.query_one("#models").row_count > 0)  # type: ignore[attr-defined]
-        await type_text(pilot, "hi")
-        await press_now(pilot, "enter")
+    async with chatting(standin, recorded_probe, Reply(text=TEXT)) as (app, pilot, chat):
         await wait_until(lambda: bool(chat.query(AssistantTurn)) and not chat.streaming, timeout=30)
         await pilot.pause()
         cropped = app.screen._compositor
