@@ -118,3 +118,26 @@ async def test_a_state_file_that_cannot_be_written_is_reported_and_the_app_runs_
         await wait_until(lambda: any("state not saved" in str(n.title) for n in app._notifications))
         await chat_once(app, pilot, standin)  # still chatting
     assert blocked.read_text() == "a file where the state directory should be\n"
+
+
+async def test_a_measured_reply_does_not_plan_the_catalog_again(
+    standin: OllamaStandIn, tmp_path: Path
+) -> None:
+    """The catalog's recommendation does not depend on measured speeds: planning it again after
+    every reply took a core for a fifth of a second and changed nothing."""
+    standin.default_reply = Reply(token_delay_s=0.01)
+    app = build(standin, this_machine(), tmp_path / "state.toml")
+    async with app.run_test(size=(120, 40)) as pilot:
+        models = await planned(app)
+        await wait_until(lambda: app.recommendations is not None, timeout=10)
+        recommended = app.recommendations
+        chat = app.query_one(ChatPane)
+        assert chat.session is not None
+        await chat_once(app, pilot, standin)
+        await wait_until(lambda: speed_cell(models, chat.session.model).endswith("*"))  # type: ignore[union-attr]
+        # Replanned for the measured speed: any catalog planning it started has finished and
+        # reported by now.
+        await wait_until(lambda: not any(w.group == "recommend" and w.is_running for w in app.workers))
+        await pilot.pause()
+        assert app.recommendations is recommended
+        assert "Suggested" in str(app.query_one("#recommend").render())

@@ -228,6 +228,8 @@ class LlmdeckApp(ModelManagement):
         # The plan picks the chat's first model once; after that only the user changes it.
         self.model_preselected = False
         self.recommended_once = False
+        # What the catalog was last recommended for: the recommendation depends on nothing else.
+        self.recommended_for: tuple[Target, FitRequest] | None = None
         self.store_inspected_offline = False
         self._renderer_warmed = False
         self.sub_title = f"v{__version__}"
@@ -755,12 +757,18 @@ class LlmdeckApp(ModelManagement):
         )
         if self.server_version is None and not self.store_inspected_offline:
             pass  # the server's version decides how layers are placed: wait for it, or for "down"
+        elif self.recommended_for == (target, request):
+            # Replans for a reply's measured speed, a model pulled or a chat switched leave the
+            # catalog's recommendation as it was: planned again it took a core ~0.2 s per reply.
+            pass
         elif self.recommended_once:
+            self.recommended_for = (target, request)
             self._recommend(target, request)
         else:
             # Planning the whole catalog takes a core for about half a second: not while the
             # first screen is being drawn.
             self.recommended_once = True
+            self.recommended_for = (target, request)
             self.set_timer(STARTUP_QUIET_S, lambda: self._recommend(target, request))
         if not self.specs:
             return
