@@ -277,6 +277,7 @@ class OllamaStandIn:
         # the error Ollama reports when cudaMalloc fails (num_gpu -1 or absent means every layer).
         self.max_gpu_layers: dict[str, int] = {}
         self.streams: list[StreamRecord] = []
+        self.ps_times: list[float] = []  # time.monotonic() of each /api/ps request
         # What a pull may install beyond the catalog's models, by name.
         self.library: dict[str, StandInModel] = {}
         self.pulls: deque[Pull] = deque()
@@ -351,6 +352,7 @@ class OllamaStandIn:
         return Response(body, content_type="application/json; charset=utf-8")
 
     def _ps(self, request: Request) -> Response:
+        self.ps_times.append(time.monotonic())
         with self._lock:
             loaded = dict(self.loaded)
         entries = []

@@ -6,8 +6,8 @@ import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from helpers import fast_settings, type_text, wait_until, widget_text
-from ollama_standin import OllamaStandIn
+from helpers import fast_settings, press_now, type_text, wait_until, widget_text
+from ollama_standin import OllamaStandIn, Reply
 from rich.console import Console
 
 from llmdeck.hardware import HardwareSnapshot, StaticProbe
@@ -68,6 +68,31 @@ async def test_a_loaded_model_appears_and_u_unloads_it(
         await pilot.press("u")
         await wait_until(lambda: "no model loaded" in widget_text(hardware))
         assert standin.loaded == {}
+
+
+async def test_while_a_reply_streams_its_model_is_read_once_its_tokens_begin(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    """The model is loaded for the reply, maybe afresh: the pane shows it as its tokens begin. A
+    loaded model's placement does not change while it answers: not read again at the gauge rate."""
+    standin.default_reply = Reply(text="word " * 150, token_delay_s=0.01)
+    settings = replace(fast_settings(standin.url), hardware_refresh_s=0.05)
+    app = create_app(OllamaService(standin.url), recorded_probe, settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
+        hardware = app.query_one(HardwarePane)
+        await wait_until(lambda: "no model loaded" in widget_text(hardware))
+        await type_text(pilot, "hi")
+        await press_now(pilot, "enter")
+        chat = app.query_one(ChatPane)
+        await wait_until(lambda: chat.tokens_flowing)
+        await wait_until(lambda: "100% GPU" in widget_text(hardware), timeout=1)
+        assert chat.streaming  # shown while the reply still streams
+        await wait_until(lambda: not chat.streaming)
+        [stream] = standin.streams
+        first, last = stream.token_times[0], stream.token_times[-1]
+        assert last - first > 1  # 30 gauge samples and more while tokens flowed
+        assert len([at for at in standin.ps_times if first <= at <= last]) <= 2
 
 
 def test_the_hardware_pane_shows_temperature_power_and_the_runners_vram(

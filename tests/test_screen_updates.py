@@ -109,7 +109,7 @@ async def test_a_frame_draws_the_rows_that_changed_not_every_widget_in_full(
 ) -> None:
     first, _ = await stream_reply(standin, recorded_probe, updates)
     streamed = [update for update in updates[first:] if not update.laid_out]
-    assert len(streamed) > 15
+    assert len(streamed) >= 8  # frames of the paced end (fewer on a loaded machine), to take a median of
     # A frame adds to the last line or two of the reply: the screen and the few containers under
     # it draw those rows (Textual alone drew every overlapping widget whole: ~275 rows).
     assert statistics.median(update.rows_drawn for update in streamed) <= 40
@@ -121,7 +121,7 @@ async def test_a_growth_of_the_reply_repaints_the_transcript_once(
     first, transcript_rows = await stream_reply(standin, recorded_probe, updates)
     streamed = updates[first:]
     layouts = sum(update.laid_out for update in streamed)
-    assert layouts > 5
+    assert layouts >= 4  # the paced end grew the reply (8 lines at a time) several times
     # Repaints of most of the transcript outside a layout: none but the last frame's (the reply
     # ends, its room is given back). Before, the frame after each growth repainted the whole
     # visible reply a second time.

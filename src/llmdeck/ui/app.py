@@ -228,6 +228,8 @@ class LlmdeckApp(ModelManagement):
         # The plan picks the chat's first model once; after that only the user changes it.
         self.model_preselected = False
         self.recommended_once = False
+        # The reply (ChatPane.replies_started) whose model /api/ps was read for once its tokens began.
+        self.running_read_for_reply = 0
         # What the catalog was last recommended for: the recommendation depends on nothing else.
         self.recommended_for: tuple[Target, FitRequest] | None = None
         self.store_inspected_offline = False
@@ -263,8 +265,15 @@ class LlmdeckApp(ModelManagement):
         self.post_message(RunningSampled(running))
 
     def _poll_running(self) -> None:
-        """Read `/api/ps` at the gauge rate while a reply streams, else now and then while shown."""
-        if self.query_one(ChatPane).streaming:
+        """Read `/api/ps` at the gauge rate while a reply waits for its model, once more when its
+        tokens begin (the model is loaded, maybe afresh for new options), else now and then
+        while shown: a loaded model's placement does not change while it answers, and reading
+        it every second cost 3% of the app's work while a reply streamed."""
+        chat = self.query_one(ChatPane)
+        read_for_this_reply = self.running_read_for_reply == chat.replies_started
+        if chat.streaming and (not chat.tokens_flowing or not read_for_this_reply):
+            if chat.tokens_flowing:
+                self.running_read_for_reply = chat.replies_started
             self._sample_running()
             return
         pane = self.query_one(HardwarePane)

@@ -287,6 +287,7 @@ class ChatPane(Vertical):
         self.installed: set[str] | None = None
         self.online = False
         self._meter: TokenMeter | None = None
+        self.replies_started = 0  # replies asked for since start: tells one reply from the next
         self._streaming_key: str | None = None
         self._unsaved_reply: tuple[int, list[str]] | None = None
         self._failed: FailedPrompt | None = None
@@ -937,6 +938,7 @@ class ChatPane(Vertical):
         reply: AssistantTurn,
     ) -> None:
         meter = self._meter = TokenMeter()
+        self.replies_started += 1
         # The reply is credited to the model and plan it was asked of, whatever is chosen meanwhile.
         model, plan = session.model, self.plan if self.plan and self.plan.spec.name == session.model else None
         self.warn(None)  # a warning about the previous reply is not about this one
