@@ -7,7 +7,8 @@ means the bytes reached the terminal: marker words of the answer (`Ayla-12`, one
 are found in the terminal's output and timed against the moment the stand-in sent that token
 (time.monotonic(), one clock for every process on the machine).
 
-Streams (each app, each run, a fresh process):
+Streams (each app, each run, a fresh process; the prompt is sent once its start-up work is over,
+its CPU quiet for a second, as a user reads the screen before typing):
 - paced: a 1,500-token Markdown answer (headings, lists, code fences, tables) at 100 tokens/s;
   CPU over the stream, and the worst and 95th-percentile delay from a token sent to it on screen;
   where Linux `perf` may count them, the app's user-space instructions per token (from Enter to
@@ -78,6 +79,14 @@ TOKEN_DELAY_S = 0.01  # 100 tokens/s
 FLOOD_DELAY_S = 1 / 5_000  # the rate the app must render: at it, it must not fall behind
 HISTORY_MESSAGES = 50
 SAMPLE_S = 0.02
+# Before a prompt is sent: at least SETTLE_MIN_S, then until SETTLE_QUIET_WINDOWS windows in a row
+# of SETTLE_WINDOW_S each used under SETTLED_CPU of a core (idle with gauges is ~1%), at most
+# SETTLE_MAX_S.
+SETTLE_MIN_S = 1.5
+SETTLE_WINDOW_S = 0.5
+SETTLE_QUIET_WINDOWS = 2
+SETTLED_CPU = 0.05
+SETTLE_MAX_S = 20.0
 KEEP_OUTPUT = 512 * 1024 * 1024
 MARKER_WORD = re.compile(r"^[A-Z][a-z]+-\d+$")
 END_WORD = "Omega-{tokens}"
@@ -222,6 +231,26 @@ class InstructionCounter:
                 self.millions = int(count) / 1e6
 
 
+def settle(pid: int) -> float:
+    """Wait until the app's start-up work is over; returns the seconds waited.
+
+    After the model list shows, llmdeck still plans the catalog and loads the Markdown renderer,
+    in threads, for a few seconds on a busy machine (~0.6 G instructions here): a prompt sent
+    after a fixed 1.5 s had that counted as the cost of streaming.
+    """
+    process = psutil.Process(pid)
+    started = time.monotonic()
+    time.sleep(SETTLE_MIN_S)
+    quiet = 0
+    while quiet < SETTLE_QUIET_WINDOWS and time.monotonic() - started < SETTLE_MAX_S:
+        before = process.cpu_times()
+        time.sleep(SETTLE_WINDOW_S)
+        after = process.cpu_times()
+        busy = (after.user + after.system - before.user - before.system) / SETTLE_WINDOW_S
+        quiet = quiet + 1 if busy < SETTLED_CPU else 0
+    return time.monotonic() - started
+
+
 def seen_at(terminal: Terminal, word: str) -> float | None:
     """When `word` first reached the terminal (monotonic time), if it did."""
     position = terminal.output.find(word.encode())
@@ -264,7 +293,7 @@ def run_stream(
     result = Stream()
     with Terminal(command, keep=KEEP_OUTPUT) as terminal, CpuSampler(terminal.process.pid) as cpu:
         terminal.wait_for(ready, 30)
-        time.sleep(1.5)  # the first screen settles (plans, gauges) before the prompt
+        settle(terminal.process.pid)
         with InstructionCounter(terminal.process.pid) as instructions:
             terminal.type(start_keys)
             try:
