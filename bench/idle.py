@@ -1,8 +1,9 @@
 """Idle cost: llmdeck's own CPU while it sits on the first screen with live gauges.
 
 Runs the installed `llmdeck` in a 120x40 pseudo-terminal against the loopback Ollama stand-in,
-waits for the model list, lets it settle, then reads the process's CPU time over a window.
-100% is one core. Also counts the bytes it wrote to the terminal (each redraw costs bytes).
+waits for the model list, lets it settle (its start-up work over), then reads the process's CPU
+time over a window. 100% is one core. Also counts the bytes it wrote to the terminal (each redraw
+costs bytes).
 
     python bench/idle.py [--seconds 20] [--runs 3] [-- extra llmdeck arguments]
 """
@@ -23,12 +24,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from ollama_standin import start_standin
 from terminal import MARKER, Terminal, find_llmdeck
 
+# Before measuring (idle, or a prompt): at least SETTLE_MIN_S, then until SETTLE_QUIET_WINDOWS
+# windows in a row of SETTLE_WINDOW_S each used under SETTLED_CPU of a core (idle with gauges is
+# ~1%), at most SETTLE_MAX_S.
+SETTLE_MIN_S = 1.5
+SETTLE_WINDOW_S = 0.5
+SETTLE_QUIET_WINDOWS = 2
+SETTLED_CPU = 0.05
+SETTLE_MAX_S = 20.0
 
-def idle_cost(command: list[str], seconds: float, settle_s: float = 4.0) -> tuple[float, int]:
+
+def settle(pid: int) -> float:
+    """Wait until the app's start-up work is over; returns the seconds waited.
+
+    After the model list shows, llmdeck still plans the catalog and loads the Markdown renderer,
+    in threads, for a few seconds on a busy machine (0.5 to 0.9 G instructions here): a prompt sent
+    after a fixed 1.5 s had that counted as the cost of streaming, and the idle reading waited a
+    fixed 4 s, too short on a slow machine.
+    """
+    process = psutil.Process(pid)
+    started = time.monotonic()
+    time.sleep(SETTLE_MIN_S)
+    quiet = 0
+    while quiet < SETTLE_QUIET_WINDOWS and time.monotonic() - started < SETTLE_MAX_S:
+        before = process.cpu_times()
+        time.sleep(SETTLE_WINDOW_S)
+        after = process.cpu_times()
+        busy = (after.user + after.system - before.user - before.system) / SETTLE_WINDOW_S
+        quiet = quiet + 1 if busy < SETTLED_CPU else 0
+    return time.monotonic() - started
+
+
+def idle_cost(command: list[str], seconds: float) -> tuple[float, int]:
     """CPU percent of one core and terminal bytes per second, measured after the screen settled."""
     with Terminal(command) as terminal:
         terminal.wait_for(MARKER)
-        time.sleep(settle_s)
+        settle(terminal.process.pid)
         watched = psutil.Process(terminal.process.pid)
         before, bytes_before, started = watched.cpu_times(), terminal.written, time.monotonic()
         time.sleep(seconds)

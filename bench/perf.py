@@ -65,7 +65,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from idle import idle_cost  # noqa: E402
+from idle import idle_cost, settle  # noqa: E402
 from ollama_standin import Reply, split_tokens, start_standin  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 from scale import assistant_text, long_reply, user_text  # noqa: E402
 from startup import time_to_model_list  # noqa: E402
@@ -79,14 +79,6 @@ TOKEN_DELAY_S = 0.01  # 100 tokens/s
 FLOOD_DELAY_S = 1 / 5_000  # the rate the app must render: at it, it must not fall behind
 HISTORY_MESSAGES = 50
 SAMPLE_S = 0.02
-# Before a prompt is sent: at least SETTLE_MIN_S, then until SETTLE_QUIET_WINDOWS windows in a row
-# of SETTLE_WINDOW_S each used under SETTLED_CPU of a core (idle with gauges is ~1%), at most
-# SETTLE_MAX_S.
-SETTLE_MIN_S = 1.5
-SETTLE_WINDOW_S = 0.5
-SETTLE_QUIET_WINDOWS = 2
-SETTLED_CPU = 0.05
-SETTLE_MAX_S = 20.0
 KEEP_OUTPUT = 512 * 1024 * 1024
 MARKER_WORD = re.compile(r"^[A-Z][a-z]+-\d+$")
 END_WORD = "Omega-{tokens}"
@@ -229,26 +221,6 @@ class InstructionCounter:
             count, _, rest = line.partition(",")
             if "instructions" in rest and count.isdigit():
                 self.millions = int(count) / 1e6
-
-
-def settle(pid: int) -> float:
-    """Wait until the app's start-up work is over; returns the seconds waited.
-
-    After the model list shows, llmdeck still plans the catalog and loads the Markdown renderer,
-    in threads, for a few seconds on a busy machine (~0.6 G instructions here): a prompt sent
-    after a fixed 1.5 s had that counted as the cost of streaming.
-    """
-    process = psutil.Process(pid)
-    started = time.monotonic()
-    time.sleep(SETTLE_MIN_S)
-    quiet = 0
-    while quiet < SETTLE_QUIET_WINDOWS and time.monotonic() - started < SETTLE_MAX_S:
-        before = process.cpu_times()
-        time.sleep(SETTLE_WINDOW_S)
-        after = process.cpu_times()
-        busy = (after.user + after.system - before.user - before.system) / SETTLE_WINDOW_S
-        quiet = quiet + 1 if busy < SETTLED_CPU else 0
-    return time.monotonic() - started
 
 
 def seen_at(terminal: Terminal, word: str) -> float | None:
