@@ -227,10 +227,9 @@ class LlmdeckApp(ModelManagement):
         self.gpu_layers: dict[str, int] = {}
         # The plan picks the chat's first model once; after that only the user changes it.
         self.model_preselected = False
-        self.recommended_once = False
         # The reply (ChatPane.replies_started) whose model /api/ps was read for once its tokens began.
         self.running_read_for_reply = 0
-        # What the catalog was last recommended for: the recommendation depends on nothing else.
+        # What the catalog was last (or is about to be) recommended for: it depends on nothing else.
         self.recommended_for: tuple[Target, FitRequest] | None = None
         self.store_inspected_offline = False
         self._renderer_warmed = False
@@ -768,15 +767,15 @@ class LlmdeckApp(ModelManagement):
             pass  # the server's version decides how layers are placed: wait for it, or for "down"
         elif self.recommended_for == (target, request):
             # Replans for a reply's measured speed, a model pulled or a chat switched leave the
-            # catalog's recommendation as it was: planned again it took a core ~0.2 s per reply.
+            # catalog's recommendation as it was: planned again it took ~185 M instructions (~0.2 s
+            # of a core here) after every reply.
             pass
-        elif self.recommended_once:
+        elif self.recommended_for is not None:
             self.recommended_for = (target, request)
             self._recommend(target, request)
         else:
             # Planning the whole catalog takes a core for about half a second: not while the
             # first screen is being drawn.
-            self.recommended_once = True
             self.recommended_for = (target, request)
             self.set_timer(STARTUP_QUIET_S, lambda: self._recommend(target, request))
         if not self.specs:
