@@ -4,14 +4,16 @@ floor under any of them.
 - oterm's: Textual's `Markdown.get_stream`, written once per token as chunks arrive;
 - parllama's: the whole answer so far re-rendered with `Markdown.update`, at most 10 times a second;
 - client: no UI at all, each token written to the terminal as it comes. What the official client
-  costs alone is the least any app built on it can cost.
+  costs alone is the least any app built on it can cost;
+- textual: the same reading inside a Textual app (a worker, as llmdeck's), nothing drawn until
+  the end: what Textual's event loop adds to the client (bench/parts.py).
 
 Each is a minimal app (a status line and the answer, anchored to the bottom): no hardware pane, no
 model list, so it is lighter than llmdeck by construction and the ratio is, if anything, kind to
 it. It reads the reply through the official `ollama.AsyncClient`, as llmdeck does. Enter starts the
 reply; the status line says "PEER-READY" first and "PEER-DONE" once the reply is drawn.
 
-    python bench/peers.py --method oterm|parllama|client --host URL [--model NAME]
+    python bench/peers.py --method oterm|parllama|client|textual --host URL [--model NAME]
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ class PeerApp(App[None]):
         client = ollama.AsyncClient(host=self.host)
         answer = self.query_one("#answer", Markdown)
         parts = await client.chat(model=self.model, messages=[{"role": "user", "content": "hi"}], stream=True)
+        if self.method == "textual":
+            read: list[str] = []
+            async for part in parts:
+                if part.message.content:
+                    read.append(part.message.content)
+            # The answer's last words, for the harness to see the end.
+            self.query_one("#status", Static).update(" ".join("".join(read).split()[-8:]))
+            return
         if self.method == "oterm":
             stream = Markdown.get_stream(answer)
             async for part in parts:
@@ -107,7 +117,7 @@ async def client_only(host: str, model: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", choices=("oterm", "parllama", "client"), required=True)
+    parser.add_argument("--method", choices=("oterm", "parllama", "client", "textual"), required=True)
     parser.add_argument("--host", required=True)
     parser.add_argument("--model", default="llama3.1:8b")
     args = parser.parse_args()

@@ -246,6 +246,7 @@ class Stream:
     instructions_per_token: float | None = None  # millions, user space, from Enter to the end
     capped: bool = False
     reached: int = 0  # tokens on screen when capped
+    tokens_sent: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -276,6 +277,7 @@ def run_stream(
         result.rss_mb = psutil.Process(terminal.process.pid).memory_info().rss / 2**20
         record = standin.call("record")
     times: list[float] = record["times"] if record else []
+    result.tokens_sent = len(times)
     if not times:
         result.notes.append("no token was sent")
         return result
