@@ -3,6 +3,8 @@ at 100 tokens/s) measured in instructions (Linux `perf`, from Enter to the last 
 whole and with one part switched off at a time, beside two floors:
 
 - full: llmdeck as it is;
+- reply computed, not shown: each frame renders the reply's lines but does not refresh the
+  widget until the reply ends (the screen updates and layouts the frames cause are gone);
 - reply not drawn: the reply is drawn once, when it ends (frames and growths gone; its final
   render, ~0.1 G, stays);
 - no gauges: hardware samples are not shown (nor is the machine planned for, so the models pane
@@ -45,7 +47,16 @@ SITECUSTOMIZE = f'''
 import os
 
 part = os.environ.get("{PART_VARIABLE}", "")
-if part == "reply-not-drawn":
+if part == "reply-computed-not-shown":
+    from llmdeck.ui import reply_view
+
+    refresh = reply_view.ReplyView.refresh
+
+    def refresh_only_at_the_end(self, *regions, **flags):
+        return refresh(self, *regions, **flags) if self._complete else self
+
+    reply_view.ReplyView.refresh = refresh_only_at_the_end
+elif part == "reply-not-drawn":
     from llmdeck.ui import reply_view
 
     draw = reply_view.ReplyView._frame
@@ -66,7 +77,7 @@ elif part == "grown-16-lines":
 
     reply_view.STREAMING_HEIGHT_STEP = 16
 '''
-PARTS = ("full", "reply-not-drawn", "no-gauges", "grown-16-lines")
+PARTS = ("full", "reply-computed-not-shown", "reply-not-drawn", "no-gauges", "grown-16-lines")
 FLOORS = ("textual", "client")
 
 
