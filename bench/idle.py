@@ -39,8 +39,8 @@ def settle(pid: int) -> float:
 
     After the model list shows, llmdeck still plans the catalog and loads the Markdown renderer,
     in threads, for a few seconds on a busy machine (0.5 to 0.9 G instructions here): a prompt sent
-    after a fixed 1.5 s had that counted as the cost of streaming, and the idle reading waited a
-    fixed 4 s, too short on a slow machine.
+    after a fixed 1.5 s had that counted as the cost of streaming; the idle reading waited a fixed
+    4 s, whatever the machine's pace.
     """
     process = psutil.Process(pid)
     started = time.monotonic()

@@ -109,10 +109,9 @@ def main() -> None:
                     command, ready, keys = peer_command(name, standin.url), b"PEER-READY", b"\r"
                 stream = run_stream(command, ready, keys, standin, text, 0, TOKEN_DELAY_S, 60)
                 os.environ.pop("PYTHONPATH", None)
-                if stream.instructions_per_token is None:
+                if stream.instructions_millions is None:
                     raise SystemExit("no instruction count: is Linux `perf` installed and allowed?")
-                # Per token times tokens sent: the whole stream, from Enter to the last word.
-                billions[name].append(stream.instructions_per_token * stream.tokens_sent / 1000)
+                billions[name].append(stream.instructions_millions / 1000)
                 print(f"  {name}: {billions[name][-1]:.2f} G", flush=True)
     medians = {name: statistics.median(values) for name, values in billions.items()}
     full = medians["full"]

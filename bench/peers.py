@@ -67,7 +67,8 @@ class PeerApp(App[None]):
                 if part.message.content:
                     read.append(part.message.content)
             # The answer's last words, for the harness to see the end.
-            self.query_one("#status", Static).update(" ".join("".join(read).split()[-8:]))
+            last_words = " ".join("".join(read).split()[-8:])
+            self.query_one("#status", Static).update(f"{last_words} · PEER-DONE")
             return
         if self.method == "oterm":
             stream = Markdown.get_stream(answer)

@@ -246,7 +246,7 @@ class Stream:
     instructions_per_token: float | None = None  # millions, user space, from Enter to the end
     capped: bool = False
     reached: int = 0  # tokens on screen when capped
-    tokens_sent: int = 0
+    instructions_millions: float | None = None  # the same, the whole stream
     notes: list[str] = field(default_factory=list)
 
 
@@ -277,11 +277,11 @@ def run_stream(
         result.rss_mb = psutil.Process(terminal.process.pid).memory_info().rss / 2**20
         record = standin.call("record")
     times: list[float] = record["times"] if record else []
-    result.tokens_sent = len(times)
     if not times:
         result.notes.append("no token was sent")
         return result
     if instructions.millions is not None and not result.capped:
+        result.instructions_millions = instructions.millions
         result.instructions_per_token = instructions.millions / len(times)
     shown = [(index, seen_at(terminal, word)) for index, word in words]
     window_start = times[min(pace_after, len(times) - 1)]
