@@ -2,15 +2,19 @@
 
 Runs the installed `llmdeck` in a pseudo-terminal of 120x40 against the loopback Ollama stand-in,
 reads what it draws, and stops the clock when the first model name appears; median of N runs.
+XDG_* point into a temporary folder. `--restored-tokens N` starts as a returning user does: the
+history holds a chat whose reply is bench/perf.py's N-token Markdown answer, restored at start.
 
-    python bench/startup.py [--runs 5]
+    python bench/startup.py [--runs 5] [--restored-tokens 1500]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -24,10 +28,31 @@ def time_to_model_list(command: list[str]) -> float:
         return terminal.wait_for(MARKER)
 
 
+def write_restored_chat(reply_tokens: int) -> None:
+    """One earlier chat, a prompt and a long reply, in the history under the current XDG."""
+    from perf import answer
+
+    from llmdeck.history import History, history_path
+
+    history = History(history_path())
+    try:
+        chat = history.create_chat("Earlier chat", "llama3.1:8b")
+        history.add_message(chat.id, "user", "Tell me everything.")
+        history.add_message(chat.id, "assistant", answer(reply_tokens))
+    finally:
+        history.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--restored-tokens", type=int, default=0, help="a restored chat's reply")
     args = parser.parse_args()
+    home = tempfile.mkdtemp(prefix="llmdeck-startup-")
+    for variable in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        os.environ[variable] = os.path.join(home, variable.lower())
+    if args.restored_tokens:
+        write_restored_chat(args.restored_tokens)
     llmdeck = find_llmdeck()
     standin = start_standin()
     try:
