@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
+import pytest
 from helpers import fast_settings, type_text, wait_until
 from ollama_standin import DEFAULT_REPLY, OllamaStandIn, Reply
 from textual.pilot import Pilot
@@ -14,6 +17,7 @@ from textual.widgets import Input, Tabs
 from llmdeck.hardware import StaticProbe
 from llmdeck.history import History, history_path
 from llmdeck.ollama_api import OllamaService
+from llmdeck.ui import markdown_blocks
 from llmdeck.ui.app import LlmdeckApp, create_app
 from llmdeck.ui.chat_pane import AssistantTurn, ChatPane, TurnNote, UserTurn
 from llmdeck.ui.models_pane import ModelsPane
@@ -376,3 +380,43 @@ async def test_a_long_chat_shows_its_latest_messages_and_says_how_many_more_the_
         shown = [str(turn.render()) for turn in pane.transcript().query(UserTurn)]
         assert shown == [f"message {index}" for index in range(10, 40, 2)]
         assert any("10 earlier messages" in note for note in (str(n.render()) for n in pane.query(TurnNote)))
+
+
+async def test_a_restored_reply_is_drawn_away_from_the_event_loop_and_shown_whole(
+    standin: OllamaStandIn, recorded_probe: StaticProbe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Drawing a long Markdown reply on the event loop froze the first screen (0.25 s for 5,000
+    # tokens). Where each block is drawn is recorded around the real renderer.
+    part = "## Part {0}\n\nSome *text* for part {0}.\n\n- a\n- b\n\n"
+    reply = "".join(part.format(index) for index in range(60))
+    history = History(history_path())
+    chat = history.create_chat("restored", "llama3.2:3b")
+    history.add_message(chat.id, "user", "Tell me everything.")
+    history.add_message(chat.id, "assistant", reply)
+    history.close()
+    drawn_on: list[bool] = []
+    render_block = markdown_blocks.render_block
+
+    def recording_render_block(*args: Any, **kwargs: Any) -> Any:
+        drawn_on.append(threading.current_thread() is threading.main_thread())
+        return render_block(*args, **kwargs)
+
+    monkeypatch.setattr(markdown_blocks, "render_block", recording_render_block)
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        turns = chat_of(app).transcript().query(AssistantTurn)
+        assert len(turns) == 1
+        turn = turns.first()
+        await wait_until(lambda: turn.display)
+        await pilot.pause()
+        assert drawn_on, "the reply was never drawn"
+        assert not any(drawn_on), f"{drawn_on.count(True)} of {len(drawn_on)} blocks drawn on the event loop"
+        # Laid out at the width it was drawn at, scrolled to its end, the text as a full render.
+        assert turn.content_size.width > 0
+        assert [strip.text for strip in turn.lines()] == [
+            "".join(segment.text for segment in line)
+            for line in markdown_blocks.render_all(reply, turn.content_size.width)
+        ]
+        transcript = chat_of(app).transcript()
+        assert transcript.max_scroll_y > 0 and transcript.scroll_y == transcript.max_scroll_y

@@ -270,6 +270,14 @@ class ChatPane(Vertical):
             super().__init__()
             self.session = session
 
+    class RestoredDrawn(Message):
+        """A restored chat's replies are drawn (in a thread): they can be shown."""
+
+        def __init__(self, key: str, replies: list[AssistantTurn]) -> None:
+            super().__init__()
+            self.key = key
+            self.replies = replies
+
     def __init__(
         self, ollama: OllamaService, *, keep_alive: float | str | None = None, id: str | None = None
     ) -> None:
@@ -439,10 +447,54 @@ class ChatPane(Vertical):
             note = _status_note(message)
             if note is not None:
                 widgets.append(note)
-        if widgets:
-            transcript = self.transcript(key)
-            transcript.mount_all(widgets)
-            transcript.anchor()
+        if not widgets:
+            return
+        transcript = self.transcript(key)
+        # The replies are drawn in a thread, then shown: drawing Markdown costs ~0.85 ms a block,
+        # and the event loop would not draw the screen or read a key meanwhile.
+        replies = [widget for widget in widgets if isinstance(widget, AssistantTurn)]
+        for reply in replies:
+            reply.display = False
+        transcript.mount_all(widgets)
+        transcript.anchor()
+        if replies:
+            self.call_after_refresh(self._draw_restored, key, replies)
+
+    def _draw_restored(self, key: str, replies: list[AssistantTurn]) -> None:
+        if key not in self.chats:
+            return  # deleted meanwhile
+        transcript = self.transcript(key)
+        switcher = self.query_one(ContentSwitcher)
+        if not switcher.size.width:
+            self.call_after_refresh(self._draw_restored, key, replies)
+            return
+        # The width they will be laid out at, their CSS applied (they are mounted, not displayed),
+        # and less the scrollbar's if the chat scrolls. A wrong guess costs only a redraw.
+        styles = replies[0].styles
+        width = switcher.content_size.width - transcript.styles.gutter.width
+        width -= styles.margin.width + styles.gutter.width
+        scrollbar = transcript.styles.scrollbar_size_vertical
+        self._draw_replies(key, replies, max(width, 1), scrollbar)
+
+    @work(thread=True, group="restore", exit_on_error=False)
+    def _draw_replies(self, key: str, replies: list[AssistantTurn], width: int, scrollbar: int) -> None:
+        from llmdeck.ui.markdown_blocks import render_console
+
+        try:
+            console = render_console(width)
+            for reply in replies:
+                reply.draw_ahead([width, width - scrollbar] if scrollbar else [width], console)
+        finally:
+            # Shown whatever happened: a reply not drawn here is drawn when laid out.
+            self.post_message(self.RestoredDrawn(key, replies))
+
+    def on_chat_pane_restored_drawn(self, message: ChatPane.RestoredDrawn) -> None:
+        message.stop()
+        if message.key not in self.chats:
+            return
+        for reply in message.replies:
+            reply.display = True
+        self.transcript(message.key).anchor()
 
     def new_chat(self) -> ChatSession:
         """A fresh chat with the model in front now; its options come with its own plan."""
