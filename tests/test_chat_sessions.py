@@ -418,5 +418,14 @@ async def test_a_restored_reply_is_drawn_away_from_the_event_loop_and_shown_whol
             "".join(segment.text for segment in line)
             for line in markdown_blocks.render_all(reply, turn.content_size.width)
         ]
+        drawn_on.clear()  # that reference was drawn here, by the test
         transcript = chat_of(app).transcript()
         assert transcript.max_scroll_y > 0 and transcript.scroll_y == transcript.max_scroll_y
+        # Away to a new chat and back: the chat is laid out again, its reply is not drawn again
+        # (a scrollbar coming back would have had it drawn twice, without it and with it).
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press("ctrl+pageup")
+        await wait_until(lambda: chat_of(app).transcript() is transcript and turn.region.height > 0)
+        await pilot.pause()
+        assert not any(drawn_on), "drawn again on the event loop when the chat came back"

@@ -177,6 +177,7 @@ class ChatPane(Vertical):
     ChatPane .transcript {
         height: 1fr;
         padding: 0 1;
+        scrollbar-gutter: stable;
     }
     ChatPane #chat-system {
         display: none;
@@ -468,22 +469,22 @@ class ChatPane(Vertical):
         if not switcher.size.width:
             self.call_after_refresh(self._draw_restored, key, replies)
             return
-        # The width they will be laid out at, their CSS applied (they are mounted, not displayed),
-        # and less the scrollbar's if the chat scrolls. A wrong guess costs only a redraw.
+        # The width they will be laid out at (their CSS is applied: they are mounted, not
+        # displayed); the scrollbar's room is kept whether it shows or not. A wrong guess costs
+        # only a redraw.
         styles = replies[0].styles
         width = switcher.content_size.width - transcript.styles.gutter.width
-        width -= styles.margin.width + styles.gutter.width
-        scrollbar = transcript.styles.scrollbar_size_vertical
-        self._draw_replies(key, replies, max(width, 1), scrollbar)
+        width -= transcript.styles.scrollbar_size_vertical + styles.margin.width + styles.gutter.width
+        self._draw_replies(key, replies, max(width, 1))
 
     @work(thread=True, group="restore", exit_on_error=False)
-    def _draw_replies(self, key: str, replies: list[AssistantTurn], width: int, scrollbar: int) -> None:
+    def _draw_replies(self, key: str, replies: list[AssistantTurn], width: int) -> None:
         from llmdeck.ui.markdown_blocks import render_console
 
         try:
             console = render_console(width)
             for reply in replies:
-                reply.draw_ahead([width, width - scrollbar] if scrollbar else [width], console)
+                reply.draw_ahead(width, console)
         finally:
             # Shown whatever happened: a reply not drawn here is drawn when laid out.
             self.post_message(self.RestoredDrawn(key, replies))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -45,14 +44,6 @@ BURST_PIECES = 50
 _console: Console | None = None
 
 
-@dataclass(frozen=True)
-class _Drawing:
-    finished_lines: list[Strip]
-    rendered_blocks: int
-    open_lines: list[Strip]
-    references_known: int
-
-
 def _shared_console() -> Console:
     global _console
     if _console is None:
@@ -82,7 +73,6 @@ class ReplyView(LaidOutOnce):
         self._rendered_blocks = 0
         self._open_lines: list[Strip] = []
         self._plain_cache: tuple[int, list[Strip]] = (0, [])  # (source lines done, their lines)
-        self._drawn_ahead: dict[int, _Drawing] = {}  # width -> a complete reply's lines at it
         self._width = 0
         self._references_known = 0
         self._complete = False
@@ -243,32 +233,16 @@ class ReplyView(LaidOutOnce):
         offset = y - finished - (1 if finished and self._open_lines else 0)
         return self._open_lines[offset] if offset >= 0 else Strip([])
 
-    def draw_ahead(self, widths: list[int], console: Console) -> None:
-        """Draw a complete reply not yet on screen, in a thread (with a console of its own), at
-        each width it may be laid out at: it is not drawn again on the event loop. A restored
-        chat's long replies held up the first screen (measured: 0.25 s at start for a
-        5,000-token reply). Two widths: Textual lays a transcript out without its scrollbar first,
-        then with it once it finds the text taller than the view."""
-        for width in widths:
-            self._draw(width, console)
-            self._drawn_ahead[width] = self._drawing()
-
-    def _drawing(self) -> _Drawing:
-        return _Drawing(self._finished_lines, self._rendered_blocks, self._open_lines, self._references_known)
+    def draw_ahead(self, width: int, console: Console) -> None:
+        """Draw a complete reply not yet on screen, in a thread (with a console of its own): laid
+        out at `width`, it is not drawn again on the event loop. A restored chat's long replies
+        held up the first screen (measured: 0.25 s at start for a 5,000-token reply)."""
+        self._draw(width, console)
 
     def _draw(self, width: int, console: Console | None = None) -> bool:
         """Render what changed at `width`; True when every line was drawn again."""
         from llmdeck.ui.markdown_blocks import render_block
 
-        ahead = self._drawn_ahead.get(width)
-        if ahead is not None and not self._dirty:
-            # Nothing arrives after a complete reply: a drawing made ahead is still true.
-            self._width = width
-            self._finished_lines = ahead.finished_lines
-            self._rendered_blocks = ahead.rendered_blocks
-            self._open_lines = ahead.open_lines
-            self._references_known = ahead.references_known
-            return True
         console = console or _shared_console()
         self._blocks.extend(self._cutter.take_finished())
         references = self._cutter.references
