@@ -17,7 +17,7 @@ from textual.widgets import Input, Tabs
 from llmdeck.hardware import StaticProbe
 from llmdeck.history import History, history_path
 from llmdeck.ollama_api import OllamaService
-from llmdeck.ui import markdown_blocks
+from llmdeck.ui import chat_pane, markdown_blocks
 from llmdeck.ui.app import LlmdeckApp, create_app
 from llmdeck.ui.chat_pane import AssistantTurn, ChatPane, TurnNote, UserTurn
 from llmdeck.ui.models_pane import ModelsPane
@@ -429,3 +429,34 @@ async def test_a_restored_reply_is_drawn_away_from_the_event_loop_and_shown_whol
         await wait_until(lambda: chat_of(app).transcript() is transcript and turn.region.height > 0)
         await pilot.pause()
         assert not any(drawn_on), "drawn again on the event loop when the chat came back"
+
+
+async def test_a_restored_chat_shows_the_reply_in_view_first_then_those_above(
+    standin: OllamaStandIn, recorded_probe: StaticProbe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chat of long replies takes seconds to draw: the last one, in view, comes first.
+    monkeypatch.setattr(chat_pane, "RESTORED_BATCH_S", 0.0)
+    history = History(history_path())
+    chat = history.create_chat("restored", "llama3.2:3b")
+    for number in range(3):
+        history.add_message(chat.id, "user", f"question {number}")
+        history.add_message(
+            chat.id, "assistant", f"# Answer {number}\n\n" + "Some *text*.\n\n- a\n- b\n\n" * 80
+        )
+    history.close()
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE):
+        await wait_until(
+            lambda: app.history_restored and len(chat_of(app).transcript().query(AssistantTurn)) == 3
+        )
+        turns = list(chat_of(app).transcript().query(AssistantTurn))
+        shown_order: list[int] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while len(shown_order) < 3 and loop.time() < deadline:
+            shown_order += [
+                index for index, turn in enumerate(turns) if turn.display and index not in shown_order
+            ]
+            await asyncio.sleep(0)
+        assert shown_order[0] == 2, f"shown in the order {shown_order}"
+        assert sorted(shown_order) == [0, 1, 2]

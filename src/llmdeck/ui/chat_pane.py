@@ -65,6 +65,8 @@ REPLY_SAVE_INTERVAL_S = 0.5
 # reply costs ~3 ms per Markdown block (a table or code fence ~7 ms), so 200 long replies would
 # still hold up the first screen for seconds; 30 keep it quick.
 RESTORED_MESSAGES_SHOWN = 30
+# A restored chat's replies, drawn in a thread, are shown this often while it draws them.
+RESTORED_BATCH_S = 0.1
 # Reading a burst of buffered chunks never waits, so the event loop would get no turn (no frame
 # drawn, no key read) until the burst ends; the reader steps aside this often (measured: a
 # 20,000-token burst drew 10 frames in 7.5 s without it).
@@ -481,13 +483,23 @@ class ChatPane(Vertical):
     def _draw_replies(self, key: str, replies: list[AssistantTurn], width: int) -> None:
         from llmdeck.ui.markdown_blocks import render_console
 
+        waiting = list(replies)
+        drawn: list[AssistantTurn] = []  # not shown yet
         try:
             console = render_console(width)
-            for reply in replies:
-                reply.draw_ahead(width, console)
+            shown_at = time.monotonic()
+            # The last reply first: it is the one in view. Those above it follow in batches (a
+            # chat of long replies takes seconds), each batch a layout.
+            while waiting:
+                waiting[-1].draw_ahead(width, console)
+                drawn.append(waiting.pop())
+                if time.monotonic() - shown_at >= RESTORED_BATCH_S:
+                    self.post_message(self.RestoredDrawn(key, drawn))
+                    drawn, shown_at = [], time.monotonic()
         finally:
             # Shown whatever happened: a reply not drawn here is drawn when laid out.
-            self.post_message(self.RestoredDrawn(key, replies))
+            if drawn or waiting:
+                self.post_message(self.RestoredDrawn(key, drawn + waiting))
 
     def on_chat_pane_restored_drawn(self, message: ChatPane.RestoredDrawn) -> None:
         message.stop()
