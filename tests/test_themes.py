@@ -296,3 +296,30 @@ async def test_no_color_leaves_only_greys(
                 assert f"rgb {background.r} {background.g} {background.b}" in colours[name], name
         else:
             assert [colour for colour in colours[name] if hued(colour)] == [], name
+
+
+def test_a_colour_is_told_from_other_values_as_textuals_own_parser_tells_them() -> None:
+    # Names are looked up without Textual's parser (which also looks for a close name to
+    # suggest, ~1 ms a word): the answer must still be the parser's, for every value a theme
+    # may hold, Textual's own defaults included.
+    from textual._color_constants import COLOR_NAME_TO_RGB
+    from textual.color import ColorParseError
+    from textual.design import ColorSystem
+
+    from llmdeck.ui.themes import is_css_colour
+
+    defaults = [
+        value
+        for system in (ColorSystem(primary="#000000"), ColorSystem(primary="ansi_blue", ansi=True))
+        for value in system.generate().values()
+    ]
+    words = ["bold", "none", "initial", "ansi_bogus", "Red", "#zzz", "rgb(1,2)", "hsl(1,2%,3%)", "redd"]
+    for value in [*COLOR_NAME_TO_RGB, *defaults, *words]:
+        base = re.sub(r"\s+\d+%$", "", value.strip())  # CSS's "auto 87%": a colour, an alpha
+        try:
+            Color.parse(base)
+        except ColorParseError:
+            parsed = base == "auto"
+        else:
+            parsed = True
+        assert is_css_colour(value) == parsed, value
