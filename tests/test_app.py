@@ -7,6 +7,7 @@ import asyncio
 from helpers import fast_settings, free_port, terminal_output, type_text, wait_until, widget_text
 from ollama_standin import DEFAULT_REPLY, OllamaStandIn, Reply, StandInModel, start_standin
 from textual.widgets import Input
+from textual.widgets._footer import FooterKey
 
 from llmdeck.hardware import StaticProbe
 from llmdeck.ollama_api import OllamaService
@@ -299,6 +300,34 @@ async def test_the_footer_offers_esc_only_while_a_reply_streams(
         await wait_until(lambda: not chat.streaming)
         await wait_until(lambda: not offered())
         assert replies(app)[0].source == DEFAULT_REPLY
+
+
+async def test_esc_comes_and_goes_in_the_footer_without_a_rebuild_and_as_a_rebuild_draws_it(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    # A rebuild of the footer took ~25 ms of the event loop, twice per reply.
+    standin.replies.append(Reply(token_delay_s=0.03))
+    app = build(standin.url, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await models_listed(app)
+        chat = app.query_one(ChatPane)
+        footer = app.query_one(KeyFooter)
+        await pilot.pause()
+        keys_before = list(footer.query(FooterKey))
+        idle = widget_text(footer)
+        await send(app, pilot, "hi")
+        await wait_until(lambda: chat.streaming and "Stop reply" in widget_text(footer))
+        assert all(key.is_attached for key in keys_before), "the keys were built anew"
+        patched = widget_text(footer)
+        keys_patched = list(footer.query(FooterKey))
+        footer.refresh(recompose=True)  # what a full rebuild draws now
+        await wait_until(lambda: not any(key.is_attached for key in keys_patched))
+        await pilot.pause()
+        assert widget_text(footer) == patched
+        await wait_until(lambda: not chat.streaming)
+        await wait_until(lambda: "Stop reply" not in widget_text(footer))
+        await pilot.pause()
+        assert widget_text(footer) == idle
 
 
 async def test_double_escape_mid_stream_stops_once(

@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from llmdeck import __version__
@@ -54,6 +54,7 @@ from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.cropped_screen import DeckScreen
 from llmdeck.ui.hardware_pane import HardwarePane
 from llmdeck.ui.help_screen import HelpScreen, binding_rows
+from llmdeck.ui.key_footer import KeyFooter
 from llmdeck.ui.log_screen import LogScreen
 from llmdeck.ui.messages import (
     HardwareFailed,
@@ -115,45 +116,6 @@ class OfflineBanner(Static):
         display: block;
     }
     """
-
-
-class KeyFooter(Footer):
-    """Textual's footer, rebuilt only when the bindings it shows change.
-
-    The footer rebuilds its dozen keys (each styled anew) after every change of bindings, though
-    most leave what it shows as it was: the start brought three rebuilds in a row (the focus, the
-    screen stack, the screen's resume), two of them of the keys already shown, each costing more
-    than drawing the frame. What it builds comes from the screen's active bindings, read when the
-    rebuild runs.
-    """
-
-    _recompose_pending = False
-    _built_from: list[tuple[object, ...]] | None = None  # the active bindings the keys show
-
-    @staticmethod
-    def _shown(screen: Screen[object]) -> list[tuple[object, ...]]:
-        return [
-            (key, binding, enabled, tooltip)
-            for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
-        ]
-
-    def bindings_changed(self, screen: Screen[object]) -> None:
-        if (
-            screen is self.screen
-            and self._bindings_ready
-            and (self._recompose_pending or self._shown(screen) == self._built_from)
-        ):
-            return  # a rebuild to come reads the bindings then; or the keys show them already
-        super().bindings_changed(screen)
-        # The cases in which `Footer.bindings_changed` asks for a rebuild (Textual 8).
-        if screen.app.app_focus and self.is_attached and screen is self.screen:
-            self._recompose_pending = True
-
-    async def recompose(self) -> None:
-        self._recompose_pending = False
-        if self.is_attached and self._bindings_ready:
-            self._built_from = self._shown(self.screen)
-        await super().recompose()
 
 
 class LlmdeckApp(ModelManagement):
