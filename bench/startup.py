@@ -30,13 +30,13 @@ def time_to_model_list(command: list[str]) -> float:
 
 def write_restored_chat(reply_tokens: int) -> None:
     """One earlier chat, a prompt and a long reply, in the history under the current XDG."""
-    from perf import answer
+    from perf import MODEL, answer
 
     from llmdeck.history import History, history_path
 
     history = History(history_path())
     try:
-        chat = history.create_chat("Earlier chat", "llama3.1:8b")
+        chat = history.create_chat("Earlier chat", MODEL)
         history.add_message(chat.id, "user", "Tell me everything.")
         history.add_message(chat.id, "assistant", answer(reply_tokens))
     finally:

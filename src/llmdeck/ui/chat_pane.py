@@ -62,8 +62,8 @@ CALIBRATION_MIN_TOKENS = 16
 # A partial reply reaches the disk this often while it streams: at most half a second is lost.
 REPLY_SAVE_INTERVAL_S = 0.5
 # A chat restored from the history shows its latest messages; the export has them all. Drawing a
-# reply costs ~3 ms per Markdown block (a table or code fence ~7 ms), so 200 long replies would
-# still hold up the first screen for seconds; 30 keep it quick.
+# reply costs ~0.85 ms per Markdown block (in a thread, the reply in view first), so 200 long
+# replies would still take seconds of a core and be held as widgets; 30 keep it quick.
 RESTORED_MESSAGES_SHOWN = 30
 # A restored chat's replies, drawn in a thread, are shown this often while it draws them.
 RESTORED_BATCH_S = 0.1
