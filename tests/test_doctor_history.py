@@ -10,7 +10,7 @@ import subprocess
 from helpers import DATA
 from test_cli import llmdeck_command
 
-from llmdeck.history import History, history_path
+from llmdeck.history import SCHEMA_VERSION, History, history_path
 
 OFFLINE = "127.0.0.1:9"
 
@@ -39,7 +39,7 @@ def test_the_history_is_counted_and_left_exactly_as_it_was() -> None:
     before = history_path().read_bytes(), history_path().stat().st_mtime_ns
     history = doctor_json()
     assert (history["chats"], history["messages"], history["problem"]) == (1, 2, None)
-    assert history["schema_version"] == 2
+    assert history["schema_version"] == SCHEMA_VERSION
     assert (history_path().read_bytes(), history_path().stat().st_mtime_ns) == before
     # Read-only: the reply cut short is still "streaming", for llmdeck itself to mark.
     with sqlite3.connect(f"file:{history_path()}?mode=ro", uri=True) as db:

@@ -386,21 +386,23 @@ def test_a_version_1_file_is_migrated_with_its_data(path: Path) -> None:
         assert (old.id, old.title, old.model, old.created_at) == (1, "Old chat", "phi3", 100.5)
         # The new columns have their defaults; the chat counts as last changed when it was created.
         assert (old.system_prompt, old.options, old.updated_at) == ("", {}, 100.5)
-        assert [(m.role, m.content, m.status, m.stats, m.note) for m in old.messages] == [
-            ("user", "hi", "complete", None, ""),
-            ("assistant", "hello!", "complete", None, ""),
+        assert [(m.role, m.content, m.status, m.stats, m.note, m.retried) for m in old.messages] == [
+            ("user", "hi", "complete", None, "", False),
+            ("assistant", "hello!", "complete", None, "", False),
         ]
         assert (no_model.model, no_model.messages) == (None, ())
         # The migrated file takes everything a new one does.
         history.set_model(old.id, "phi3", {"num_ctx": 2048})
         reply = history.add_message(old.id, "assistant", "more", status="stopped")
         history.update_message(reply.id, "more!", stats={"eval_count": 2}, note="stopped by the user")
+        history.mark_retried([old.messages[0].id])
     finally:
         history.close()
-    assert user_version(path) == SCHEMA_VERSION == 2
+    assert user_version(path) == SCHEMA_VERSION == 3
     old = reopened(path)[0]
     assert old.options == {"num_ctx": 2048}
     assert (old.messages[-1].content, old.messages[-1].stats) == ("more!", {"eval_count": 2})
+    assert [m.retried for m in old.messages] == [True, False, False]
 
 
 def test_a_migration_that_fails_leaves_the_file_as_it_was(path: Path) -> None:

@@ -146,6 +146,22 @@ async def test_connection_dropped_mid_reply_then_resent_without_the_partial(
         await settled(app)
         assert conversation_requests(standin)[-1]["messages"] == [{"role": "user", "content": "hello"}]
         assert chat_of(app).active.turns[-1].content == DEFAULT_REPLY
+    cut_off = "".join(split_tokens(DEFAULT_REPLY)[:10])
+    # Restarted, the chat shows both attempts as before, and the model still gets only the second.
+    app = build(standin.url, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        await wait_until(lambda: len(app.query(AssistantTurn)) == 2)
+        assert [turn.source for turn in app.query(AssistantTurn)] == [cut_off, DEFAULT_REPLY]
+        assert [str(turn.render()) for turn in app.query(UserTurn)] == ["hello", "hello"]
+        await type_prompt(app, pilot, "and then?")
+        await wait_until(lambda: len(conversation_requests(standin)) == 3)
+        await settled(app)
+        assert conversation_requests(standin)[-1]["messages"] == [
+            {"role": "user", "content": "hello"},
+            {"role": "assistant", "content": DEFAULT_REPLY},
+            {"role": "user", "content": "and then?"},
+        ]
 
 
 async def test_garbage_in_the_stream_is_an_error_and_the_chat_goes_on(

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -56,6 +56,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE messages ADD COLUMN stats TEXT",
         "ALTER TABLE messages ADD COLUMN note TEXT NOT NULL DEFAULT ''",
     ),
+    ("ALTER TABLE messages ADD COLUMN retried INTEGER NOT NULL DEFAULT 0",),
 )
 SCHEMA_VERSION: int = len(MIGRATIONS)
 
@@ -90,6 +91,8 @@ class StoredMessage:
     stats: dict[str, Any] | None
     # Why a reply ended as it did (the error text for "error"); "" when there is nothing to say.
     note: str
+    # Its prompt was sent again (ctrl+t after a failure): kept and shown, no longer sent to the model.
+    retried: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,7 @@ class History:
                 " FROM chats ORDER BY created_at, id"
             ).fetchall()
             message_rows = connection.execute(
-                "SELECT id, chat_id, role, content, status, created_at, stats, note"
+                "SELECT id, chat_id, role, content, status, created_at, stats, note, retried"
                 " FROM messages ORDER BY chat_id, id"
             ).fetchall()
         messages: dict[int, list[StoredMessage]] = {}
@@ -244,6 +247,13 @@ class History:
                 f"UPDATE messages SET {', '.join(columns)} WHERE id = ?", (*values, message_id)
             )
             self._change_chat(connection, chat_id)
+
+    def mark_retried(self, message_ids: Sequence[int]) -> None:
+        """The prompt and reply of a failed attempt whose prompt was sent again: they stay in the
+        record, but a chat restored later leaves them out of what the model is sent."""
+        with self._transaction("save a retry") as connection:
+            rows = [(message_id,) for message_id in message_ids]
+            connection.executemany("UPDATE messages SET retried = 1 WHERE id = ?", rows)
 
     def delete_message(self, message_id: int) -> None:
         """Remove one message (a prompt withdrawn because no reply came); one already gone is fine."""
@@ -558,6 +568,9 @@ class AsyncHistory:
     async def delete_message(self, message_id: int) -> None:
         await self._call(partial(self._history.delete_message, message_id))
 
+    async def mark_retried(self, message_ids: Sequence[int]) -> None:
+        await self._call(partial(self._history.mark_retried, tuple(message_ids)))
+
     def update_message_soon(
         self,
         message_id: int,
@@ -685,7 +698,7 @@ def _row_id(cursor: sqlite3.Cursor) -> int:
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
-    message_id, chat_id, role, content, status, created_at, stats, note = row
+    message_id, chat_id, role, content, status, created_at, stats, note, retried = row
     return StoredMessage(
         id=message_id,
         chat_id=chat_id,
@@ -696,6 +709,7 @@ def _message(row: tuple[Any, ...]) -> StoredMessage:
         created_at=created_at,
         stats=None if stats is None else _load_object(stats),
         note=note,
+        retried=bool(retried),
     )
 
 

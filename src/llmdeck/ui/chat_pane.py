@@ -86,6 +86,8 @@ class FailedPrompt:
     prompt: str
     error: OllamaError
     partial_kept: bool
+    # The history rows of the failed prompt and its cut-off reply (none when nothing was kept).
+    saved_ids: tuple[int, ...] = ()
 
 
 class UserTurn(Static):
@@ -945,8 +947,11 @@ class ChatPane(Vertical):
             return
         if failed.partial_kept and session.turns[-2:] and session.turns[-1].role == "assistant":
             # The cut-off reply stays on screen and in the history, but the model gets the
-            # question again without it, as if it had never answered.
+            # question again without it, as if it had never answered; so does a chat restored later.
             del session.turns[-2:]
+            if failed.saved_ids:
+                saved = failed.saved_ids
+                self._history_call(lambda history: history.mark_retried(saved))
         prompt_box = self.query_one("#prompt", Input)
         if prompt_box.value.strip() == failed.prompt:
             prompt_box.clear()
@@ -1027,7 +1032,9 @@ class ChatPane(Vertical):
             self._meter = None
         text = "".join(received)
         reply.finish()  # at once, the last block styled: the screen shows the whole reply
-        figures = self._finish(key, session, model, plan, text, meter, stats, error, stopped, asked, reply)
+        figures = self._finish(
+            key, session, model, plan, text, meter, stats, error, stopped, asked, reply, ids
+        )
         status: MessageStatus = "stopped" if stopped else "error" if error is not None else "complete"
         await self._save_reply(
             session, ids, text, status, figures_record(figures) if figures else None, str(error or "")
@@ -1088,6 +1095,7 @@ class ChatPane(Vertical):
         stopped: bool,
         asked: UserTurn,
         reply: AssistantTurn,
+        ids: tuple[int | None, int | None],
     ) -> ReplyFigures | None:
         """Show how the reply ended; returns Ollama's figures when it ended well."""
         transcript = self.transcript(key) if key in self.chats else None
@@ -1125,7 +1133,8 @@ class ChatPane(Vertical):
                 self.post_message(self.OutOfMemory(key, session, prompt, oom, error))
                 return None
             self._oom_retries = 0
-            self._failed = FailedPrompt(key, model, prompt, error, partial_kept=bool(text))
+            saved = tuple(row for row in ids if row is not None) if text else ()
+            self._failed = FailedPrompt(key, model, prompt, error, partial_kept=bool(text), saved_ids=saved)
             again = "" if isinstance(error, ModelNotFound) else " · ctrl+t sends the prompt again"
             note = f"reply interrupted: {explained}{again}" if text else explained + again
             if transcript is not None:
@@ -1192,7 +1201,11 @@ def _tab_label(session: ChatSession) -> Text:
 
 
 def _session_from(stored: StoredChat) -> ChatSession:
-    turns = [Turn(message.role, message.content) for message in stored.messages if message.content]
+    turns = [
+        Turn(message.role, message.content)
+        for message in stored.messages
+        if message.content and not message.retried
+    ]
     return ChatSession(
         model=stored.model or "",
         options=MappingProxyType(dict(stored.options)),
