@@ -22,8 +22,11 @@ def _blob(root: Path, data: bytes) -> tuple[str, int]:
     return digest, len(data)
 
 
-def add_model(root: Path, name: str, arch: Architecture = TINY, file_type: str = "Q8_0") -> dict[str, object]:
-    """Write `name` ("llama3.2:latest", "user/model:tag", "hf.co/org/repo:tag") into the store."""
+def add_model(
+    root: Path, name: str, arch: Architecture = TINY, file_type: str = "Q8_0", projector: bytes = b""
+) -> dict[str, object]:
+    """Write `name` ("llama3.2:latest", "user/model:tag", "hf.co/org/repo:tag") into the store,
+    with `projector` as a vision projector layer of its own (llava's mmproj) when given."""
     path, _, tag = name.rpartition(":")
     parts = path.split("/")
     if len(parts) == 1:
@@ -41,6 +44,25 @@ def add_model(root: Path, name: str, arch: Architecture = TINY, file_type: str =
         {"model_format": "gguf", "model_family": arch.architecture, "file_type": file_type}
     ).encode()
     config_digest, config_size = _blob(root, config)
+    layers: list[dict[str, object]] = [
+        {"mediaType": "application/vnd.ollama.image.model", "digest": model_digest, "size": model_size},
+    ]
+    if projector:
+        projector_digest, projector_size = _blob(root, projector)
+        layers.append(
+            {
+                "mediaType": "application/vnd.ollama.image.projector",
+                "digest": projector_digest,
+                "size": projector_size,
+            }
+        )
+    layers.append(
+        {
+            "mediaType": "application/vnd.ollama.image.template",
+            "digest": template_digest,
+            "size": template_size,
+        }
+    )
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -49,14 +71,7 @@ def add_model(root: Path, name: str, arch: Architecture = TINY, file_type: str =
             "digest": config_digest,
             "size": config_size,
         },
-        "layers": [
-            {"mediaType": "application/vnd.ollama.image.model", "digest": model_digest, "size": model_size},
-            {
-                "mediaType": "application/vnd.ollama.image.template",
-                "digest": template_digest,
-                "size": template_size,
-            },
-        ],
+        "layers": layers,
     }
     target = root / "manifests" / host / namespace / model / tag
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ the chat sends to Ollama."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -166,6 +167,43 @@ async def test_the_store_the_server_uses_is_shown_with_its_findings(
         row = str(models.get_row("gemma2:2b-instruct-q8_0")[0])
         assert "(not in store)" in row
         assert "(not in store)" not in str(models.get_row("llama3.1:8b")[0])
+
+
+async def test_a_vision_projector_in_its_own_file_takes_room_on_the_gpu(
+    tmp_path: Path, standin: OllamaStandIn, recorded_snapshot: HardwareSnapshot
+) -> None:
+    # llama3.1:8b fits whole in 7 GiB; with a 1.5 GiB projector beside it (as llava's mmproj),
+    # which Ollama puts on the first GPU before any layer, it no longer does.
+    digest = "f" * 64
+    blobs = tmp_path / "models" / "blobs"
+    blobs.mkdir(parents=True)
+    projector = blobs / f"sha256-{digest}"
+    projector.touch()
+    os.truncate(projector, int(1.5 * GIB))  # sparse: takes no disk
+    standin.store_root = str(tmp_path / "models")
+    llama = standin.models["llama3.1:8b"]
+    snapshot = with_gpu_free(recorded_snapshot, 7.0)
+    app = build(standin, snapshot)
+    async with app.run_test(size=SIZE):
+        await planned(app)
+        alone = app.query_one(ModelsPane).fit_of("llama3.1:8b")
+        assert alone is not None and alone.plan.verdict == "gpu" and alone.spec.projector_bytes == 0
+
+    standin.models["llama3.1:8b"] = replace(llama, projector_digest=digest)
+    app = build(standin, snapshot)
+    async with app.run_test(size=SIZE) as pilot:
+        await planned(app)
+        models = app.query_one(ModelsPane)
+        fit = models.fit_of("llama3.1:8b")
+        assert fit is not None and fit.spec.projector_bytes == int(1.5 * GIB)
+        assert fit.plan.verdict == "partial" and fit.plan.num_gpu < alone.plan.num_gpu
+        assert fit.plan.size >= alone.plan.size + int(1.5 * GIB)
+        # The details window says what the room is for.
+        models.focus()
+        models.move_cursor(row=models.get_row_index("llama3.1:8b"))
+        await pilot.press("i")
+        await wait_until(lambda: "vision weights" in widget_text(app.screen))
+        assert "1.5 GiB, on the first GPU before any layer" in widget_text(app.screen)
 
 
 async def test_what_ollama_holds_counts_as_free_so_a_loaded_model_keeps_its_plan(

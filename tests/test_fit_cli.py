@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,20 @@ def test_installed_models_are_planned_from_the_servers_own_metadata(standin: Oll
     for key in ("size", "size_vram", "num_gpu", "layers_total", "processor", "verdict"):
         assert from_server[key] == from_catalog[key], key
     assert from_catalog["source"] == "catalog"
+
+
+def test_a_vision_projector_beside_the_model_counts_in_its_plan(
+    standin: OllamaStandIn, tmp_path: Path
+) -> None:
+    [before] = [row for row in fit_json(host=standin.url) if row["model"] == "llama3.1:8b"]
+    digest = "f" * 64
+    projector = tmp_path / "blobs" / f"sha256-{digest}"
+    projector.parent.mkdir()
+    projector.write_bytes(b"p" * 700_000)
+    standin.store_root = str(tmp_path)
+    standin.models["llama3.1:8b"] = replace(standin.models["llama3.1:8b"], projector_digest=digest)
+    [after] = [row for row in fit_json(host=standin.url) if row["model"] == "llama3.1:8b"]
+    assert after["size"] == before["size"] + 700_000
 
 
 def test_a_70b_partly_on_a_24_gb_card() -> None:

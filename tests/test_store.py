@@ -70,6 +70,16 @@ def test_the_gguf_in_the_store_feeds_the_fit_engine(tmp_path: Path) -> None:
     )
 
 
+def test_a_projector_layer_in_the_store_counts_as_vision_weights(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    add_model(root, "plain:latest")
+    add_model(root, "vision:latest", projector=b"p" * 300_000)
+    specs = {model.name: spec_from_store(model) for model in read_store(root).models}
+    assert specs["plain:latest"].projector_bytes == 0
+    assert specs["vision:latest"].projector_bytes == 300_000
+    assert specs["vision:latest"].file_bytes == specs["plain:latest"].file_bytes + 300_000
+
+
 def test_broken_and_leftover_files_are_found(tmp_path: Path) -> None:
     root = tmp_path / "models"
     add_model(root, "good:latest")

@@ -134,11 +134,13 @@ class ServerModels:
 
 
 async def _ask_server(ollama: OllamaService, wanted: Sequence[str]) -> ServerModels | None:
+    from llmdeck.fit.projector import measure_projector, projector_paths, with_projector
     from llmdeck.ollama_api import OllamaError, OllamaUnreachable
 
     try:
         version = await ollama.version()
-        installed = [model.name for model in await ollama.list_models()]
+        sizes = {model.name: model.size_bytes for model in await ollama.list_models()}
+        installed = list(sizes)
     except OllamaUnreachable:
         return None
     except OllamaError as error:
@@ -150,9 +152,13 @@ async def _ask_server(ollama: OllamaService, wanted: Sequence[str]) -> ServerMod
     failures: dict[str, str] = {}
     for name in names:
         try:
-            specs[name] = spec_from_show(name, await ollama.show(name))
+            show = await ollama.show(name)
+            spec = spec_from_show(name, show)
         except (OllamaError, FactsError) as error:
             failures[name] = str(error)
+            continue
+        projectors = projector_paths(str(show.get("modelfile", "")))
+        specs[name] = with_projector(spec, measure_projector(spec, projectors, sizes.get(name)))
     return ServerModels(version, specs, failures)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 MODEL_LAYER = "application/vnd.ollama.image.model"
 PROJECTOR_LAYER = "application/vnd.ollama.image.projector"
+PROJECTOR_LAYER = "application/vnd.ollama.image.projector"
 DEFAULT_REGISTRY = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
 _BLOB_NAME = re.compile(r"^sha256[-:]([0-9a-fA-F]{64})$")
@@ -29,6 +30,7 @@ class StoredModel:
     model_blob: Path | None
     blobs: tuple[Path, ...]
     missing_blobs: tuple[Path, ...]
+    projector_blobs: tuple[Path, ...] = ()  # a vision projector in a file of its own (llava's mmproj)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,9 @@ def read_store(root: Path) -> StoreContents:
                     model_blob=model_blob,
                     blobs=blobs,
                     missing_blobs=tuple(blob for blob in blobs if not is_file(blob)),
+                    projector_blobs=tuple(
+                        blob_path(root, digest) for digest, _, kind in entries if kind == PROJECTOR_LAYER
+                    ),
                 )
             )
     orphans: list[Path] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmdeck.fit.facts import FactsError, spec_from_metadata
 from llmdeck.fit.gguf_file import GgufError, read_gguf
+from llmdeck.fit.projector import measure_projector, with_projector
 from llmdeck.fit.spec import ModelSpec
 from llmdeck.store.layout import StoredModel
 
@@ -17,4 +18,5 @@ def spec_from_store(model: StoredModel) -> ModelSpec:
         metadata, tensors = read_gguf(model.model_blob)
     except GgufError as error:
         raise FactsError(str(error)) from error
-    return spec_from_metadata(model.name, metadata, tensors, "store")
+    spec = spec_from_metadata(model.name, metadata, tensors, "store")
+    return with_projector(spec, measure_projector(spec, model.projector_blobs, model.size_bytes))

@@ -28,6 +28,7 @@ from llmdeck import __version__
 from llmdeck.config import Settings
 from llmdeck.fit.facts import FactsError, spec_from_show
 from llmdeck.fit.pick import recommend
+from llmdeck.fit.projector import measure_projector, projector_paths, with_projector
 from llmdeck.fit.report import FitRequest, FitRow
 from llmdeck.fit.session import (
     chat_options,
@@ -681,13 +682,21 @@ class LlmdeckApp(ModelManagement):
         specs: dict[str, ModelSpec] = {}
         failures: dict[str, str] = {}
         blob_paths: dict[str, list[Path]] = {}
+        installed = {model.name: model.size_bytes for model in self.models}
         for name in names:
             try:
                 show = await self.ollama.show(name)
-                blob_paths[name] = blob_paths_from_modelfile(str(show.get("modelfile", "")))
-                specs[name] = spec_from_show(name, show)
+                modelfile = str(show.get("modelfile", ""))
+                blob_paths[name] = blob_paths_from_modelfile(modelfile)
+                spec = spec_from_show(name, show)
             except (OllamaError, FactsError) as error:
                 failures[name] = str(error)
+                continue
+            projectors = projector_paths(modelfile)
+            if projectors:
+                projector = await asyncio.to_thread(measure_projector, spec, projectors, installed.get(name))
+                spec = with_projector(spec, projector)
+            specs[name] = spec
         self.post_message(SpecsLoaded(specs, failures, blob_paths))
 
     @work(thread=True, exclusive=True, group="store", exit_on_error=False)

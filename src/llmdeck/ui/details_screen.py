@@ -175,6 +175,9 @@ def plan_rows(fit: FitRow | None, loaded: RunningModel | None = None) -> Rows:
         else:
             rows.append(("speed", f"~{fit.tokens_per_s:.1f} tok/s estimated"))
         rows.append(("facts from", SOURCES.get(fit.spec.source, fit.spec.source)))
+        if fit.spec.projector_bytes:
+            placed = "on the first GPU before any layer"
+            rows.append(("vision weights", f"{gib(fit.spec.projector_bytes)}, {placed}"))
         rows += [("note", note) for note in plan.notes]
     if loaded is not None:
         rows.append(

@@ -1,0 +1,75 @@
+"""A vision projector kept in its own file (llava's `mmproj`), which Ollama loads beside the model.
+
+Ollama reserves its weights on the first GPU before it places any layer, so a plan without them
+promises layers that will not fit. `/api/show` reports the model's tensors but not the
+projector's: its size comes from the file itself when this machine can read it (blobs are named
+by their sha256, so a file of that name holds those bytes), otherwise from `/api/tags`, whose size
+counts every blob of the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from llmdeck.fit.spec import ModelSpec
+
+ProjectorSource = Literal["file", "model size"]
+
+
+@dataclass(frozen=True, slots=True)
+class Projector:
+    bytes: int
+    source: ProjectorSource  # "file": read here; "model size": /api/tags' size less the weights
+
+
+def projector_paths(modelfile: str) -> list[Path]:
+    """The projector files of a modelfile as `/api/show` writes it: the model's own blob is the
+    first `FROM` line, each projector a further `FROM` line after any `ADAPTER` lines."""
+    paths = []
+    for line in modelfile.splitlines():
+        keyword, _, rest = line.strip().partition(" ")
+        if keyword.upper() == "FROM" and "sha256-" in rest:
+            paths.append(Path(rest.strip()))
+    return paths[1:]
+
+
+def file_bytes(paths: Sequence[Path]) -> int | None:
+    """The files' total size, or None when one of them cannot be read here."""
+    total = 0
+    for path in paths:
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            return None
+    return total
+
+
+def measure_projector(
+    spec: ModelSpec, paths: Sequence[Path], installed_bytes: int | None
+) -> Projector | None:
+    """How big the model's separate projector is; None when it has none (or none can be told).
+
+    Blocks on the file system (a stat per file): call it off the UI thread.
+    """
+    if not paths:
+        return None
+    on_disk = file_bytes(paths)
+    if on_disk is not None:
+        return Projector(on_disk, "file")
+    if installed_bytes is None:
+        return None
+    # The model's blob is its weights plus a header (the tokenizer: up to ~10 MB): the estimate is
+    # that much too high, against projectors of 0.3-1 GB.
+    rest = installed_bytes - spec.file_bytes
+    return Projector(rest, "model size") if rest > 0 else None
+
+
+def with_projector(spec: ModelSpec, projector: Projector | None) -> ModelSpec:
+    if projector is None:
+        return spec
+    return dataclasses.replace(spec, projector_bytes=spec.projector_bytes + projector.bytes)
