@@ -19,7 +19,9 @@ from textual.widgets import Input
 from llmdeck.hardware import HardwareSnapshot, StaticProbe
 from llmdeck.ollama_api import OllamaService
 from llmdeck.ui.app import OfflineBanner, create_app
+from llmdeck.ui.catalog_screen import CatalogScreen
 from llmdeck.ui.hardware_pane import HardwarePane
+from llmdeck.ui.key_footer import KeyFooter
 from llmdeck.ui.models_pane import ModelsPane
 from llmdeck.ui.recommendation import RecommendationLine
 from llmdeck.ui.store_panel import StorePanel
@@ -166,3 +168,19 @@ def test_main_screen_at_80x24(snap_compare: Any, standin: OllamaStandIn, recorde
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
+def test_catalog(snap_compare: Any, standin: OllamaStandIn, recorded_probe: StaticProbe) -> None:
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+
+    async def browsing(pilot: Pilot[Any]) -> None:
+        await steady(pilot)
+        app.query_one(ModelsPane).focus()
+        # The footer under the catalog shows the keys of the list it was opened from.
+        await wait_until(lambda: "Sort" in widget_text(app.query_one(KeyFooter)))
+        await pilot.press("b", *"llama3.1")
+        await wait_until(lambda: isinstance(app.screen, CatalogScreen) and len(app.screen.shown) < 60)
+        app.screen.query_one(Input).cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=browsing)

@@ -18,6 +18,8 @@ class Recommendations:
     full_gpu: FitRow | None
     partial: FitRow | None
     min_tokens_per_s: float
+    # Every catalog model and quant, planned: what the two above were picked from.
+    catalog: tuple[FitRow, ...] = ()
 
 
 @cache
@@ -56,4 +58,5 @@ def recommend(
         full_gpu=max(full, key=_size_key, default=None),
         partial=max(partial, key=_size_key, default=None),
         min_tokens_per_s=min_tokens_per_s,
+        catalog=tuple(rows),
     )

@@ -18,10 +18,11 @@ from textual.screen import ModalScreen
 from llmdeck.config import Settings
 from llmdeck.fit.pick import Recommendations
 from llmdeck.fit.report import FitRow
-from llmdeck.fit.session import chat_options
+from llmdeck.fit.session import chat_options, context_label
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, RunningModel
 from llmdeck.sanitize import inert
 from llmdeck.store.removal import bytes_freed
+from llmdeck.ui.catalog_screen import CatalogScreen
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.confirm_screen import ConfirmScreen
 from llmdeck.ui.details_screen import DetailsScreen
@@ -91,6 +92,27 @@ class ModelManagement(App[None]):
             return
         self.notify(f"pulled {inert(name)}", markup=False)
         self._connect()  # the list, the plans and the store panel follow the new model
+
+    # The catalog
+
+    @on(ModelsPane.BrowseRequested)
+    def _browse_requested(self, message: ModelsPane.BrowseRequested) -> None:
+        self.open_catalog()
+
+    def open_catalog(self) -> None:
+        """Every catalog model planned for this machine; the one chosen goes to the pull window."""
+        if self._dialog_open():
+            return
+        if self.recommendations is None or not self.recommendations.catalog:
+            self.notify("The catalog is still being planned for this machine: a moment.", markup=False)
+            return
+        installed = {model.name for model in self.models}
+        rows = self.recommendations.catalog
+        self.push_screen(CatalogScreen(rows, installed, context_label(self.num_ctx)), self._browsed)
+
+    def _browsed(self, name: str | None) -> None:
+        if name is not None:
+            self.open_pull(name)
 
     # Remove
 

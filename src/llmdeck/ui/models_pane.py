@@ -84,6 +84,7 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
         Binding("u", "unload", "Unload", id="models.unload"),
         Binding("l", "load", "Load", id="models.load"),
         Binding("p", "pull", "Pull", id="models.pull"),
+        Binding("b", "browse", "Browse catalog", id="models.browse", show=False),
         # Off the footer, which has no room left for them: F1 lists them with the others.
         Binding("x,delete", "remove", "Remove", id="models.remove", show=False),
         Binding("i", "details", "Details", id="models.details", show=False),
@@ -135,6 +136,9 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
         def __init__(self, name: str) -> None:
             super().__init__()
             self.name = name
+
+    class BrowseRequested(Message):
+        """Show every catalog model and quant with its plan for this machine."""
 
     class DetailsRequested(Message):
         """Show what Ollama says about the highlighted model, and its plan."""
@@ -235,6 +239,9 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
         # Pulling is about a model that is not here yet; the highlighted row says nothing of it.
         self.post_message(self.PullRequested(None))
 
+    def action_browse(self) -> None:
+        self.post_message(self.BrowseRequested())
+
     def action_remove(self) -> None:
         name = self._highlighted_name()
         if name is not None:
@@ -280,7 +287,7 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
                 label.append(" (not in store)", style=tone(self, "warning"))
             self.add_row(
                 label,
-                *_fit_cells(row.fit, {verdict: tone(self, name) for verdict, name in VERDICT_TONE.items()}),
+                *fit_cells(row.fit, {verdict: tone(self, name) for verdict, name in VERDICT_TONE.items()}),
                 decimal_size(model.size_bytes),
                 inert(model.parameter_size) or "?",
                 inert(model.quantization) or "?",
@@ -307,7 +314,7 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
             return None
 
 
-def _fit_cells(fit: FitRow | None, verdict_colours: dict[str, str]) -> tuple[Text, str, str | Text, str]:
+def fit_cells(fit: FitRow | None, verdict_colours: dict[str, str]) -> tuple[Text, str, str | Text, str]:
     if fit is None:
         return Text("…", style="dim", justify="left"), "", "", ""
     plan = fit.plan

@@ -1,0 +1,82 @@
+"""The catalog in the app: every model and quant planned for this machine, filtered as typed,
+the chosen one taken to the pull window."""
+
+from __future__ import annotations
+
+from helpers import fast_settings, wait_until, widget_text
+from ollama_standin import OllamaStandIn
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input
+
+from llmdeck.fit.catalog import load_catalog
+from llmdeck.hardware import StaticProbe
+from llmdeck.ollama_api import OllamaService
+from llmdeck.ui.app import LlmdeckApp, create_app
+from llmdeck.ui.catalog_screen import CatalogScreen
+from llmdeck.ui.models_pane import VERDICT_RANK, ModelsPane
+from llmdeck.ui.pull_screen import PullScreen
+
+SIZE = (120, 40)
+
+
+async def open_catalog(app: LlmdeckApp, pilot: Pilot[None]) -> CatalogScreen:
+    await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
+    await wait_until(lambda: app.recommendations is not None, timeout=15)
+    app.query_one(ModelsPane).focus()
+    await pilot.press("b")
+    await wait_until(lambda: isinstance(app.screen, CatalogScreen))
+    assert isinstance(app.screen, CatalogScreen)
+    return app.screen
+
+
+def verdicts(screen: CatalogScreen) -> list[str]:
+    table = screen.query_one(DataTable)
+    return [str(table.get_row_at(row)[1]) for row in range(table.row_count)]
+
+
+async def test_the_catalog_lists_what_runs_here_best_first_and_filters_as_typed(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_catalog(app, pilot)
+        published = sum(len(entry.tags) for entry in load_catalog().entries)
+        assert len(screen.shown) == published
+        # On the 24 GB card: whole on the GPU first, then partly, then what does not run there.
+        ranks = [VERDICT_RANK[verdict] for verdict in verdicts(screen)]
+        assert ranks == sorted(ranks, reverse=True) and ranks[0] == VERDICT_RANK["gpu"]
+        assert {"gpu", "partial"} <= set(verdicts(screen))
+        assert screen.query_one(Input).has_focus
+
+        await pilot.press(*"70b q4_k_m")
+        await wait_until(lambda: len(screen.shown) < 10)
+        assert screen.shown and all("70b" in name and "q4_k_m" in name.lower() for name in screen.shown)
+        assert set(verdicts(screen)) == {"partial"}  # 40+ GB of weights: partly on a 24 GB card
+        assert f"of {published} models and quants" in widget_text(screen.query_one("#catalog-count"))
+
+        # Installed models say so.
+        await pilot.press(*["backspace"] * 10, *"llama3.1:8b")
+        await wait_until(lambda: "llama3.1:8b" in screen.shown)
+        table = screen.query_one(DataTable)
+        assert str(table.get_row("llama3.1:8b")[0]).startswith("✓ ")
+        assert not str(table.get_row("llama3.1:8b-instruct-q8_0")[0]).startswith("✓")
+
+        # ↓ moves through the list while the filter keeps the keys; Enter takes it to the pull window.
+        await pilot.press("down")
+        chosen = screen.highlighted()
+        assert chosen == screen.shown[1]
+        await pilot.press("enter")
+        await wait_until(lambda: isinstance(app.screen, PullScreen))
+        assert app.screen.query_one("#pull-name", Input).value == chosen
+
+
+async def test_esc_closes_the_catalog_and_nothing_is_pulled(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_catalog(app, pilot)
+        await pilot.press("escape")
+        await wait_until(lambda: not isinstance(app.screen, CatalogScreen))
+        assert not isinstance(app.screen, PullScreen)
+        assert app.query_one(ModelsPane).has_focus
