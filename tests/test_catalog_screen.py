@@ -12,7 +12,7 @@ from llmdeck.fit.catalog import load_catalog
 from llmdeck.hardware import StaticProbe
 from llmdeck.ollama_api import OllamaService
 from llmdeck.ui.app import LlmdeckApp, create_app
-from llmdeck.ui.catalog_screen import CatalogScreen
+from llmdeck.ui.catalog_screen import SHOWN_AT_MOST, CatalogScreen
 from llmdeck.ui.models_pane import VERDICT_RANK, ModelsPane
 from llmdeck.ui.pull_screen import PullScreen
 
@@ -41,14 +41,20 @@ async def test_the_catalog_lists_what_runs_here_best_first_and_filters_as_typed(
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_catalog(app, pilot)
         published = sum(len(entry.tags) for entry in load_catalog().entries)
-        assert len(screen.shown) == published
-        # On the 24 GB card: whole on the GPU first, then partly, then what does not run there.
-        ranks = [VERDICT_RANK[verdict] for verdict in verdicts(screen)]
-        assert ranks == sorted(ranks, reverse=True) and ranks[0] == VERDICT_RANK["gpu"]
-        assert {"gpu", "partial"} <= set(verdicts(screen))
-        assert screen.query_one(Input).has_focus
+        assert len(screen.shown) == SHOWN_AT_MOST < published  # the best, until typing narrows it
+        assert f"{published} of {published} models and quants (the best {SHOWN_AT_MOST} listed" in (
+            widget_text(screen.query_one("#catalog-count"))
+        )
+        assert set(verdicts(screen)) == {"gpu"} and screen.query_one(Input).has_focus
 
-        await pilot.press(*"70b q4_k_m")
+        # On the 24 GB card: whole on the GPU first, then partly, the largest first within each.
+        await pilot.press(*"llama3.1")
+        await wait_until(lambda: len(screen.shown) < SHOWN_AT_MOST)
+        ranks = [VERDICT_RANK[verdict] for verdict in verdicts(screen)]
+        assert ranks == sorted(ranks, reverse=True) and set(verdicts(screen)) >= {"gpu", "partial", "none"}
+        assert screen.shown.index("llama3.1:8b-instruct-fp16") < screen.shown.index("llama3.1:8b")
+
+        await pilot.press(*["backspace"] * 8, *"70b q4_k_m")
         await wait_until(lambda: len(screen.shown) < 10)
         assert screen.shown and all("70b" in name and "q4_k_m" in name.lower() for name in screen.shown)
         assert set(verdicts(screen)) == {"partial"}  # 40+ GB of weights: partly on a 24 GB card
