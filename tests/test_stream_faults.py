@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from llmdeck.hardware import StaticProbe
+from llmdeck.history import History, history_path
 from llmdeck.ollama_api import OllamaService
 from llmdeck.ui.app import LlmdeckApp, create_app
 from llmdeck.ui.chat_pane import AssistantTurn, ChatPane, TurnNote, UserTurn
@@ -116,6 +117,9 @@ async def test_server_killed_mid_reply_keeps_the_partial_reply_and_ctrl_t_resend
             # The server comes back; the banner goes; one key sends the prompt again.
             # The app must have seen the server gone before "back" means the new one.
             await wait_until(lambda: app.server_version is None)
+            # ctrl+t while the server is gone is turned down, and the conversation stays as it was.
+            await pilot.press("ctrl+t", "ctrl+t")
+            assert chat_of(app).active.turns[-1].content == partial
             server = start_server_process(port, token_delay=0.0)
             await wait_until(lambda: app.server_version is not None)
             await pilot.press("ctrl+t")
@@ -128,6 +132,33 @@ async def test_server_killed_mid_reply_keeps_the_partial_reply_and_ctrl_t_resend
     finally:
         server.kill()
         server.wait()
+
+
+async def test_a_retry_that_gets_no_answer_keeps_the_first_attempt_in_the_history(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    standin.replies.extend([Reply(drop_after_tokens=10), Reply(status=500, status_error="runner crashed")])
+    app = build(standin.url, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        await type_prompt(app, pilot, "hello")
+        await wait_until(lambda: any("interrupted" in note for note in notes(app)))
+        await settled(app)
+        await pilot.press("ctrl+t")
+        await wait_until(lambda: any("runner crashed" in note for note in notes(app)))
+        await settled(app)
+        chat_id = chat_of(app).active.chat_id
+    # The retry got nothing, but the cut-off first attempt is still kept, in its chat.
+    history = History(history_path())
+    try:
+        [stored] = history.chats()
+    finally:
+        history.close()
+    assert stored.id == chat_id
+    assert [(m.role, m.content, m.retried) for m in stored.messages] == [
+        ("user", "hello", True),
+        ("assistant", "".join(split_tokens(DEFAULT_REPLY)[:10]), True),
+    ]
 
 
 async def test_connection_dropped_mid_reply_then_resent_without_the_partial(

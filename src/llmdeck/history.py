@@ -201,6 +201,16 @@ class History:
         with self._transaction("delete a chat") as connection:
             connection.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
 
+    def delete_chat_if_empty(self, chat_id: int) -> bool:
+        """Remove the chat only if it holds no message; True when it was removed (or was gone)."""
+        with self._transaction("delete a chat") as connection:
+            connection.execute(
+                "DELETE FROM chats WHERE id = ? AND NOT EXISTS (SELECT 1 FROM messages WHERE chat_id = ?)",
+                (chat_id, chat_id),
+            )
+            row = connection.execute("SELECT 1 FROM chats WHERE id = ?", (chat_id,)).fetchone()
+        return row is None
+
     # Messages
 
     def add_message(
@@ -547,6 +557,9 @@ class AsyncHistory:
 
     async def delete_chat(self, chat_id: int) -> None:
         await self._call(partial(self._history.delete_chat, chat_id))
+
+    async def delete_chat_if_empty(self, chat_id: int) -> bool:
+        return await self._call(partial(self._history.delete_chat_if_empty, chat_id))
 
     async def add_message(
         self, chat_id: int, role: str, content: str, status: MessageStatus = "complete"

@@ -752,10 +752,12 @@ class ChatPane(Vertical):
                 # Nothing came back: the prompt went back to the input, so the history forgets it too.
                 await history.delete_message(reply_id)
                 await history.delete_message(user_id)
-                if not session.turns and session.chat_id is not None:
-                    # A first prompt that got no answer leaves no empty chat behind.
-                    chat_id, session.chat_id = session.chat_id, None
-                    await history.delete_chat(chat_id)
+                # A first prompt that got no answer leaves no empty chat behind; a chat whose
+                # conversation is empty only because a retry left the first attempt out of it
+                # still holds that attempt, and stays.
+                chat_id = session.chat_id
+                if not session.turns and chat_id is not None and await history.delete_chat_if_empty(chat_id):
+                    session.chat_id = None
             # A partial save that failed earlier is reported now (the final one was still tried).
             await history.flush()
         except HistoryError as error:
@@ -884,8 +886,9 @@ class ChatPane(Vertical):
         if prompt and self._send(self.active_key, prompt):
             event.input.clear()
 
-    def _send(self, key: str, prompt: str) -> bool:
-        """Send `prompt` in chat `key`; False (and why, in a notification) when it cannot go."""
+    def _send(self, key: str, prompt: str, before: Callable[[ChatSession], None] | None = None) -> bool:
+        """Send `prompt` in chat `key`; False (and why, in a notification) when it cannot go.
+        `before` changes the conversation once it is sure the prompt goes."""
         if self.streaming:
             where = self._streaming_key
             elsewhere = (
@@ -909,6 +912,8 @@ class ChatPane(Vertical):
         ):
             self.notify("No installed model to chat with: pick one (F2) or pull one (p).", severity="error")
             return False
+        if before is not None:
+            before(session)
         if not session.turns and not session.titled_by_user:
             session.title = title_from_prompt(prompt)
             self._relabel(key)
@@ -945,19 +950,23 @@ class ChatPane(Vertical):
         session = self.chats.get(failed.key)
         if session is None:
             return
-        if failed.partial_kept and session.turns[-2:] and session.turns[-1].role == "assistant":
+
+        def leave_out_the_failed_attempt(session: ChatSession) -> None:
             # The cut-off reply stays on screen and in the history, but the model gets the
-            # question again without it, as if it had never answered; so does a chat restored later.
-            del session.turns[-2:]
-            if failed.saved_ids:
-                saved = failed.saved_ids
-                self._history_call(lambda history: history.mark_retried(saved))
+            # question again without it, as if it had never answered; so does a chat restored
+            # later. Only once the prompt goes: a retry turned down (offline) changes nothing.
+            if failed.partial_kept and session.turns[-2:] and session.turns[-1].role == "assistant":
+                del session.turns[-2:]
+                if failed.saved_ids:
+                    saved = failed.saved_ids
+                    self._history_call(lambda history: history.mark_retried(saved))
+
         prompt_box = self.query_one("#prompt", Input)
         if prompt_box.value.strip() == failed.prompt:
             prompt_box.clear()
         if failed.key != self.active_key:
             self._activate(failed.key)
-        self._send(failed.key, failed.prompt)
+        self._send(failed.key, failed.prompt, before=leave_out_the_failed_attempt)
 
     def give_up(self, key: str, prompt: str, note: str) -> None:
         """No smaller load is left to try: say so, and give the prompt back."""
