@@ -31,7 +31,7 @@ async def open_catalog(app: LlmdeckApp, pilot: Pilot[None]) -> CatalogScreen:
 
 def verdicts(screen: CatalogScreen) -> list[str]:
     table = screen.query_one(DataTable)
-    return [str(table.get_row_at(row)[1]) for row in range(table.row_count)]
+    return [str(table.get_row_at(row)[2]) for row in range(table.row_count)]
 
 
 async def test_the_catalog_lists_what_runs_here_best_first_and_filters_as_typed(
@@ -56,7 +56,10 @@ async def test_the_catalog_lists_what_runs_here_best_first_and_filters_as_typed(
 
         await pilot.press(*["backspace"] * 8, *"70b q4_k_m")
         await wait_until(lambda: len(screen.shown) < 10)
-        assert screen.shown and all("70b" in name and "q4_k_m" in name.lower() for name in screen.shown)
+        # The default tag does not name its quant, and is found all the same.
+        assert "llama3.1:70b" in screen.shown and "llama3:70b-instruct-q4_K_M" in screen.shown
+        table = screen.query_one(DataTable)
+        assert {str(table.get_row(name)[1]) for name in screen.shown} == {"Q4_K_M"}
         assert set(verdicts(screen)) == {"partial"}  # 40+ GB of weights: partly on a 24 GB card
         assert f"of {published} models and quants" in widget_text(screen.query_one("#catalog-count"))
 
@@ -86,3 +89,23 @@ async def test_esc_closes_the_catalog_and_nothing_is_pulled(
         await wait_until(lambda: not isinstance(app.screen, CatalogScreen))
         assert not isinstance(app.screen, PullScreen)
         assert app.query_one(ModelsPane).has_focus
+
+
+async def test_an_open_catalog_follows_a_change_of_context(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_catalog(app, pilot)
+        assert screen.context == "ctx: Ollama's default"
+        await pilot.press(*"llama3.1:8b")
+        await wait_until(lambda: "llama3.1:8b" in screen.shown)
+        before = {row.spec.name: row.plan.num_ctx for row in screen.rows}["llama3.1:8b"]
+        # The context changes behind the window (as `c` in the model list does): the window lists
+        # the new plans, under the new context, once they are made; the filter stays.
+        app.query_one(ModelsPane).action_cycle_context()
+        await wait_until(lambda: screen.context != "ctx: Ollama's default", timeout=15)
+        context = int(screen.context.removeprefix("ctx "))
+        after = {row.spec.name: row.plan.num_ctx for row in screen.rows}["llama3.1:8b"]
+        assert after == context != before
+        assert screen.query_one(Input).value == "llama3.1:8b" and "llama3.1:8b" in screen.shown

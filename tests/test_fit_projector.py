@@ -24,8 +24,16 @@ SPEC = synthesize(Architecture("llama", 2, 256, 512, 4, 2, 320, 2048), "Q8_0", "
 def test_the_projector_is_each_from_line_after_the_models_own() -> None:
     [projector] = projector_paths(LLAVA_MODELFILE)
     assert projector.name.startswith("sha256-72d6f08a")
-    with_adapter = LLAVA_MODELFILE.replace("TEMPLATE", "ADAPTER /blobs/sha256-aa\nTEMPLATE", 1)
-    assert projector_paths(with_adapter) == [projector]
+    # Adapters come between the model and its projectors; a path may hold spaces.
+    spaced = LLAVA_MODELFILE.replace(BLOBS, "/Volumes/My Models/blobs")
+    with_adapter = spaced.replace(
+        "\nFROM /Volumes", '\nADAPTER "/Volumes/My Models/blobs/sha256-aa"\nFROM /Volumes'
+    )
+    [spaced_projector] = projector_paths(with_adapter)
+    assert spaced_projector == Path("/Volumes/My Models/blobs") / projector.name
+    # A model that is not a GGUF blob (safetensors) names itself first, not by a blob path.
+    safetensors = LLAVA_MODELFILE.replace(f"FROM {BLOBS}/sha256-1703", "FROM llava-st\n# sha256-1703", 1)
+    assert projector_paths(safetensors) == [projector]
     text_only = "\n".join(line for line in LLAVA_MODELFILE.splitlines() if "72d6f08a" not in line)
     assert projector_paths(text_only) == []
 
@@ -38,6 +46,10 @@ def test_a_projector_readable_here_is_measured_from_its_file(tmp_path: Path) -> 
 
 
 def test_a_projector_on_another_machine_is_told_from_the_models_whole_size(tmp_path: Path) -> None:
+    (tmp_path / "sha256-folder").mkdir()  # not the blob, though it has its name
+    assert measure_projector(SPEC, [tmp_path / "sha256-folder"], SPEC.file_bytes + 600_000) == Projector(
+        600_000, "model size"
+    )
     elsewhere = [tmp_path / "not-here" / "sha256-2"]
     projector = measure_projector(SPEC, elsewhere, installed_bytes=SPEC.file_bytes + 600_000)
     assert projector == Projector(600_000, "model size")

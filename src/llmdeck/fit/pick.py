@@ -20,6 +20,8 @@ class Recommendations:
     min_tokens_per_s: float
     # Every catalog model and quant, planned: what the two above were picked from.
     catalog: tuple[FitRow, ...] = ()
+    # The machine and the request they were planned for: a plan for a context since changed is stale.
+    planned_for: tuple[Target, FitRequest] | None = None
 
 
 @cache
@@ -59,4 +61,5 @@ def recommend(
         partial=max(partial, key=_size_key, default=None),
         min_tokens_per_s=min_tokens_per_s,
         catalog=tuple(rows),
+        planned_for=(target, request),
     )

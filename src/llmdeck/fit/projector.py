@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +31,13 @@ class Projector:
 def projector_paths(modelfile: str) -> list[Path]:
     """The projector files of a modelfile as `/api/show` writes it: the model's own blob is the
     first `FROM` line, each projector a further `FROM` line after any `ADAPTER` lines."""
-    paths = []
+    froms = []
     for line in modelfile.splitlines():
         keyword, _, rest = line.strip().partition(" ")
-        if keyword.upper() == "FROM" and "sha256-" in rest:
-            paths.append(Path(rest.strip()))
-    return paths[1:]
+        if keyword.upper() == "FROM":
+            froms.append(rest.strip())
+    # The first is the model's, whatever it names (a safetensors model's is not a blob path).
+    return [Path(path) for path in froms[1:] if "sha256-" in path]
 
 
 def file_bytes(paths: Sequence[Path]) -> int | None:
@@ -43,9 +45,12 @@ def file_bytes(paths: Sequence[Path]) -> int | None:
     total = 0
     for path in paths:
         try:
-            total += os.stat(path).st_size
+            status = os.stat(path)
         except OSError:
             return None
+        if not stat.S_ISREG(status.st_mode):
+            return None  # a folder of that name is not the blob: its size says nothing
+        total += status.st_size
     return total
 
 

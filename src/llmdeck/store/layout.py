@@ -16,7 +16,6 @@ from pathlib import Path
 
 MODEL_LAYER = "application/vnd.ollama.image.model"
 PROJECTOR_LAYER = "application/vnd.ollama.image.projector"
-PROJECTOR_LAYER = "application/vnd.ollama.image.projector"
 DEFAULT_REGISTRY = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
 _BLOB_NAME = re.compile(r"^sha256[-:]([0-9a-fA-F]{64})$")

@@ -777,11 +777,16 @@ class LlmdeckApp(ModelManagement):
     @work(thread=True, exclusive=True, group="recommend", exit_on_error=False)
     def _recommend(self, target: Target, request: FitRequest) -> None:
         # Hundreds of plans over the catalog: a thread, so the screen never waits for them.
-        self.post_message(RecommendationsReady(recommend(target, request)))
+        recommendations = recommend(target, request)
+        # An exclusive thread worker is cancelled but not stopped: one for a context left behind
+        # may end after the newer one, and must not undo it.
+        if self.recommended_for == (target, request):
+            self.post_message(RecommendationsReady(recommendations))
 
     @while_mounted
     def on_recommendations_ready(self, message: RecommendationsReady) -> None:
-        self.query_one(RecommendationLine).show(message.recommendations)
+        if message.recommendations.planned_for == self.recommended_for:
+            self.query_one(RecommendationLine).show(message.recommendations)
 
     def _offer_plan(self, explicit: bool) -> None:
         chat = self.query_one(ChatPane)

@@ -34,10 +34,11 @@ def catalog_order(row: FitRow) -> tuple[int, int, int]:
     return -VERDICT_RANK[row.plan.verdict], -row.spec.parameter_count, -row.spec.file_bytes
 
 
-def matches(name: str, query: str) -> bool:
-    """Every word typed appears in the name ("qwen 14b q4" finds qwen2.5:14b-instruct-q4_K_M)."""
-    lowered = name.lower()
-    return all(word in lowered for word in query.lower().split())
+def matches(row: FitRow, query: str) -> bool:
+    """Every word typed appears in the name or the quant ("qwen 14b q4" finds qwen2.5:14b, whose
+    name does not say it is Q4_K_M, as well as qwen2.5:14b-instruct-q4_0)."""
+    searched = f"{row.spec.name} {row.spec.file_type}".lower()
+    return all(word in searched for word in query.lower().split())
 
 
 def parameters(count: int) -> str:
@@ -52,7 +53,7 @@ class CatalogScreen(ModalScreen[str | None]):
         align: center middle;
     }
     CatalogScreen > Vertical {
-        width: 100;
+        width: 110;
         max-width: 100%;
         height: 90%;
         border: round $primary;
@@ -82,11 +83,24 @@ class CatalogScreen(ModalScreen[str | None]):
         self.installed = set(installed)
         self.context = context
 
+    def show_plans(self, rows: Sequence[FitRow], context: str) -> None:
+        """New plans (the context changed meanwhile): listed under the same filter and cursor."""
+        self.rows = sorted(rows, key=catalog_order)
+        self.context = context
+        self.query_one(Vertical).border_title = self._title()
+        highlighted = self.highlighted()
+        self._fill(self.query_one(Input).value)
+        if highlighted in self.shown:
+            self.query_one(DataTable).move_cursor(row=self.shown.index(highlighted))
+
+    def _title(self) -> str:
+        return f"Catalog · planned for this machine · {self.context}"
+
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = f"Catalog · planned for this machine · {self.context}"
+            box.border_title = self._title()
             box.border_subtitle = "type to filter · ↑↓ choose · Enter pulls · Esc closes"
-            yield Input(placeholder="filter: family, size, quant (e.g. qwen 14b q4)", id="catalog-filter")
+            yield Input(placeholder="filter: family, size, quant (e.g. qwen 14b q4_k_m)", id="catalog-filter")
             yield DataTable[str | Text](cursor_type="row", zebra_stripes=True, id="catalog-table")
             yield Static("", id="catalog-count")
 
@@ -97,6 +111,7 @@ class CatalogScreen(ModalScreen[str | None]):
         # would shift as the rows change.
         for label, key, width in (
             ("Model", "model", 40),
+            ("Quant", "quant", 6),
             ("Fit", "fit", 7),
             ("GPU", "gpu", 7),
             ("tok/s", "speed", 5),
@@ -127,7 +142,7 @@ class CatalogScreen(ModalScreen[str | None]):
         table = self.query_one(DataTable)
         table.clear()
         colours = {verdict: tone(self, name) for verdict, name in VERDICT_TONE.items()}
-        listed = [row for row in self.rows if matches(row.spec.name, query)]
+        listed = [row for row in self.rows if matches(row, query)]
         for row in listed[:SHOWN_AT_MOST]:
             installed = row.spec.name in self.installed
             name = Text()
@@ -135,6 +150,7 @@ class CatalogScreen(ModalScreen[str | None]):
             name.append(row.spec.name, style="bold" if installed else "")
             table.add_row(
                 name,
+                row.spec.file_type,
                 *fit_cells(row, colours),
                 parameters(row.spec.parameter_count),
                 decimal_size(row.spec.file_bytes),

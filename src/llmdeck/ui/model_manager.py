@@ -17,8 +17,9 @@ from textual.screen import ModalScreen
 
 from llmdeck.config import Settings
 from llmdeck.fit.pick import Recommendations
-from llmdeck.fit.report import FitRow
+from llmdeck.fit.report import FitRequest, FitRow
 from llmdeck.fit.session import chat_options, context_label
+from llmdeck.fit.target import Target
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, RunningModel
 from llmdeck.sanitize import inert
 from llmdeck.store.removal import bytes_freed
@@ -55,6 +56,8 @@ class ModelManagement(App[None]):
     running: list[RunningModel] | None
     # The catalog's suggestions for this machine, as last computed: what the pull screen offers.
     recommendations: Recommendations | None = None
+    # What the catalog is being planned for now (the machine, the context): see _replan.
+    recommended_for: tuple[Target, FitRequest] | None
 
     if TYPE_CHECKING:
         # The app's connect watch (re-reads the model list) and its /api/ps sampler.
@@ -63,7 +66,13 @@ class ModelManagement(App[None]):
 
     @on(RecommendationsReady)
     def _remember_recommendations(self, message: RecommendationsReady) -> None:
-        self.recommendations = message.recommendations
+        recommendations = message.recommendations
+        if recommendations.planned_for != self.recommended_for:
+            return  # planned for a context (or machine) changed since: the newer plan is coming
+        self.recommendations = recommendations
+        for screen in self.screen_stack:
+            if isinstance(screen, CatalogScreen):
+                screen.show_plans(recommendations.catalog, _planned_context(recommendations))
 
     # Pull
 
@@ -103,12 +112,14 @@ class ModelManagement(App[None]):
         """Every catalog model planned for this machine; the one chosen goes to the pull window."""
         if self._dialog_open():
             return
-        if self.recommendations is None or not self.recommendations.catalog:
-            self.notify("The catalog is still being planned for this machine: a moment.", markup=False)
+        recommendations = self.recommendations
+        if recommendations is None or recommendations.planned_for != self.recommended_for:
+            # Planned in a thread after start-up, and again when the context changes.
+            self.notify("The catalog is being planned for this machine: a moment.", markup=False)
             return
         installed = {model.name for model in self.models}
-        rows = self.recommendations.catalog
-        self.push_screen(CatalogScreen(rows, installed, context_label(self.num_ctx)), self._browsed)
+        screen = CatalogScreen(recommendations.catalog, installed, _planned_context(recommendations))
+        self.push_screen(screen, self._browsed)
 
     def _browsed(self, name: str | None) -> None:
         if name is not None:
@@ -197,6 +208,11 @@ class ModelManagement(App[None]):
         name = message.name
         loaded = next((entry for entry in self.running or [] if entry.name == name), None)
         self.push_screen(DetailsScreen(self.ollama, name, self.fits.get(name), loaded))
+
+
+def _planned_context(recommendations: Recommendations) -> str:
+    planned = recommendations.planned_for
+    return context_label(planned[1].num_ctx if planned is not None else None)
 
 
 def removal_question(name: str, freed: int | None, listed_size: int | None) -> Text:
