@@ -19,6 +19,10 @@ from llmdeck.ui.pull_screen import PullScreen
 SIZE = (120, 40)
 
 
+def build(standin: OllamaStandIn, probe: StaticProbe) -> LlmdeckApp:
+    return create_app(OllamaService(standin.url), probe, fast_settings(standin.url))
+
+
 async def open_catalog(app: LlmdeckApp, pilot: Pilot[None]) -> CatalogScreen:
     await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
     await wait_until(lambda: app.recommendations is not None, timeout=15)
@@ -37,7 +41,7 @@ def verdicts(screen: CatalogScreen) -> list[str]:
 async def test_the_catalog_lists_what_runs_here_best_first_and_filters_as_typed(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
-    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+    app = build(standin, recorded_probe)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_catalog(app, pilot)
         published = sum(len(entry.tags) for entry in load_catalog().entries)
@@ -82,7 +86,7 @@ async def test_the_catalog_lists_what_runs_here_best_first_and_filters_as_typed(
 async def test_esc_closes_the_catalog_and_nothing_is_pulled(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
-    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+    app = build(standin, recorded_probe)
     async with app.run_test(size=SIZE) as pilot:
         await open_catalog(app, pilot)
         await pilot.press("escape")
@@ -94,7 +98,7 @@ async def test_esc_closes_the_catalog_and_nothing_is_pulled(
 async def test_an_open_catalog_follows_a_change_of_context(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
-    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+    app = build(standin, recorded_probe)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_catalog(app, pilot)
         assert screen.context == "ctx: Ollama's default"

@@ -70,6 +70,14 @@ async def settled(app: LlmdeckApp) -> None:
     )
 
 
+async def cut_off_reply_to(app: LlmdeckApp, pilot: Pilot[None], prompt: str) -> None:
+    """Send `prompt`; the stand-in's next reply is cut off: wait until the chat says so."""
+    await ready(app)
+    await type_prompt(app, pilot, prompt)
+    await wait_until(lambda: any("interrupted" in note for note in notes(app)))
+    await settled(app)
+
+
 def start_server_process(port: int, token_delay: float) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
@@ -140,10 +148,7 @@ async def test_a_retry_that_gets_no_answer_keeps_the_first_attempt_in_the_histor
     standin.replies.extend([Reply(drop_after_tokens=10), Reply(status=500, status_error="runner crashed")])
     app = build(standin.url, recorded_probe)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(app)
-        await type_prompt(app, pilot, "hello")
-        await wait_until(lambda: any("interrupted" in note for note in notes(app)))
-        await settled(app)
+        await cut_off_reply_to(app, pilot, "hello")
         await pilot.press("ctrl+t")
         await wait_until(lambda: any("runner crashed" in note for note in notes(app)))
         await settled(app)
@@ -167,10 +172,7 @@ async def test_connection_dropped_mid_reply_then_resent_without_the_partial(
     standin.replies.append(Reply(drop_after_tokens=10))
     app = build(standin.url, recorded_probe)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(app)
-        await type_prompt(app, pilot, "hello")
-        await wait_until(lambda: any("interrupted" in note for note in notes(app)))
-        await settled(app)
+        await cut_off_reply_to(app, pilot, "hello")
         assert chat_of(app).active.turns[-1].content == "".join(split_tokens(DEFAULT_REPLY)[:10])
         await pilot.press("ctrl+t")
         await wait_until(lambda: len(conversation_requests(standin)) == 2)
