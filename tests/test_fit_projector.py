@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmdeck.fit.projector import Projector, measure_projector, projector_paths, with_projector
+from llmdeck.fit.projector import measure_projector, projector_paths, with_projector
 from llmdeck.fit.synth import Architecture, synthesize
 
 BLOBS = "/usr/share/ollama/.ollama/models/blobs"
@@ -42,17 +42,15 @@ def test_a_projector_readable_here_is_measured_from_its_file(tmp_path: Path) -> 
     first, second = tmp_path / "sha256-1", tmp_path / "sha256-2"
     first.write_bytes(b"x" * 1000)
     second.write_bytes(b"y" * 24)
-    assert measure_projector(SPEC, [first, second], installed_bytes=None) == Projector(1024, "file")
+    # Read from the files, not estimated: the model's size is not even needed.
+    assert measure_projector(SPEC, [first, second], installed_bytes=None) == 1024
 
 
 def test_a_projector_on_another_machine_is_told_from_the_models_whole_size(tmp_path: Path) -> None:
     (tmp_path / "sha256-folder").mkdir()  # not the blob, though it has its name
-    assert measure_projector(SPEC, [tmp_path / "sha256-folder"], SPEC.file_bytes + 600_000) == Projector(
-        600_000, "model size"
-    )
+    assert measure_projector(SPEC, [tmp_path / "sha256-folder"], SPEC.file_bytes + 600_000) == 600_000
     elsewhere = [tmp_path / "not-here" / "sha256-2"]
-    projector = measure_projector(SPEC, elsewhere, installed_bytes=SPEC.file_bytes + 600_000)
-    assert projector == Projector(600_000, "model size")
+    assert measure_projector(SPEC, elsewhere, installed_bytes=SPEC.file_bytes + 600_000) == 600_000
     # Nothing to tell it from: the plan goes without, rather than a guess.
     assert measure_projector(SPEC, elsewhere, installed_bytes=None) is None
     assert measure_projector(SPEC, elsewhere, installed_bytes=SPEC.file_bytes) is None
@@ -60,7 +58,7 @@ def test_a_projector_on_another_machine_is_told_from_the_models_whole_size(tmp_p
 
 
 def test_the_projector_adds_to_the_vision_weights_the_model_already_has() -> None:
-    counted = with_projector(SPEC, Projector(600_000, "file"))
+    counted = with_projector(SPEC, 600_000)
     assert counted.projector_bytes == SPEC.projector_bytes + 600_000
     assert counted.file_bytes == SPEC.file_bytes + 600_000
     assert with_projector(SPEC, None) is SPEC

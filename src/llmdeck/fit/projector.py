@@ -13,19 +13,9 @@ import dataclasses
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from llmdeck.fit.spec import ModelSpec
-
-ProjectorSource = Literal["file", "model size"]
-
-
-@dataclass(frozen=True, slots=True)
-class Projector:
-    bytes: int
-    source: ProjectorSource  # "file": read here; "model size": /api/tags' size less the weights
 
 
 def projector_paths(modelfile: str) -> list[Path]:
@@ -54,27 +44,24 @@ def file_bytes(paths: Sequence[Path]) -> int | None:
     return total
 
 
-def measure_projector(
-    spec: ModelSpec, paths: Sequence[Path], installed_bytes: int | None
-) -> Projector | None:
-    """How big the model's separate projector is; None when it has none (or none can be told).
-
-    Blocks on the file system (a stat per file): call it off the UI thread.
-    """
+def measure_projector(spec: ModelSpec, paths: Sequence[Path], installed_bytes: int | None) -> int | None:
+    """Bytes of the model's separate projector: its files' size when they can be read here, else
+    `/api/tags`' size (`installed_bytes`) less the weights; None when it has none (or none can be
+    told). Blocks on the file system (a stat per file): call it off the UI thread."""
     if not paths:
         return None
     on_disk = file_bytes(paths)
     if on_disk is not None:
-        return Projector(on_disk, "file")
+        return on_disk
     if installed_bytes is None:
         return None
     # The model's blob is its weights plus a header (the tokenizer: up to ~10 MB): the estimate is
     # that much too high, against projectors of 0.3-1 GB.
     rest = installed_bytes - spec.file_bytes
-    return Projector(rest, "model size") if rest > 0 else None
+    return rest if rest > 0 else None
 
 
-def with_projector(spec: ModelSpec, projector: Projector | None) -> ModelSpec:
-    if projector is None:
+def with_projector(spec: ModelSpec, projector_bytes: int | None) -> ModelSpec:
+    if not projector_bytes:
         return spec
-    return dataclasses.replace(spec, projector_bytes=spec.projector_bytes + projector.bytes)
+    return dataclasses.replace(spec, projector_bytes=spec.projector_bytes + projector_bytes)
