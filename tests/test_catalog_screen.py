@@ -81,6 +81,8 @@ async def test_the_catalog_lists_what_runs_here_best_first_and_filters_as_typed(
         await pilot.press("enter")
         await wait_until(lambda: isinstance(app.screen, PullScreen))
         assert app.screen.query_one("#pull-name", Input).value == chosen
+        # The pull window, opened with p too, says where the whole catalog is.
+        assert "b in the model list shows every model" in widget_text(app.screen.query_one("#pull-hint"))
 
 
 async def test_esc_closes_the_catalog_and_nothing_is_pulled(

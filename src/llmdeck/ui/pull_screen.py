@@ -95,7 +95,10 @@ class PullScreen(ModalScreen[str | None]):
             box.border_title = "Pull a model"
             box.border_subtitle = "Enter pulls · Esc cancels / closes"
             yield Static(
-                Text("The name as the Ollama library spells it (ollama.com/library), e.g. llama3.2:3b."),
+                Text(
+                    "The name as the Ollama library spells it (ollama.com/library), e.g. llama3.2:3b."
+                    " b in the model list shows every model and quant with its fit here."
+                ),
                 id="pull-hint",
             )
             yield Input(value=self.initial, placeholder="model name, e.g. qwen2.5:14b", id="pull-name")
