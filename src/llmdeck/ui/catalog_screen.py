@@ -87,6 +87,8 @@ class CatalogScreen(ModalScreen[str | None]):
         """New plans (the context changed meanwhile): listed under the same filter and cursor."""
         self.rows = sorted(rows, key=catalog_order)
         self.context = context
+        if not self.is_mounted:
+            return  # pushed but not yet built: it will be built from these
         self.query_one(Vertical).border_title = self._title()
         highlighted = self.highlighted()
         self._fill(self.query_one(Input).value)
