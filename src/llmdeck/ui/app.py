@@ -785,8 +785,11 @@ class LlmdeckApp(ModelManagement):
 
     @while_mounted
     def on_recommendations_ready(self, message: RecommendationsReady) -> None:
-        if message.recommendations.planned_for == self.recommended_for:
-            self.query_one(RecommendationLine).show(message.recommendations)
+        recommendations = message.recommendations
+        if recommendations.planned_for != self.recommended_for:
+            return  # planned for a context (or machine) changed since: the newer plan is coming
+        self.remember_recommendations(recommendations)
+        self.query_one(RecommendationLine).show(recommendations)
 
     def _offer_plan(self, explicit: bool) -> None:
         chat = self.query_one(ChatPane)

@@ -27,7 +27,6 @@ from llmdeck.ui.catalog_screen import CatalogScreen
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.confirm_screen import ConfirmScreen
 from llmdeck.ui.details_screen import DetailsScreen
-from llmdeck.ui.messages import RecommendationsReady
 from llmdeck.ui.models_pane import ModelsPane
 from llmdeck.ui.pull_screen import PullScreen
 from llmdeck.units import decimal_size
@@ -64,11 +63,8 @@ class ModelManagement(App[None]):
         def _connect(self) -> Worker[None]: ...
         def _sample_running(self) -> Worker[None]: ...
 
-    @on(RecommendationsReady)
-    def _remember_recommendations(self, message: RecommendationsReady) -> None:
-        recommendations = message.recommendations
-        if recommendations.planned_for != self.recommended_for:
-            return  # planned for a context (or machine) changed since: the newer plan is coming
+    def remember_recommendations(self, recommendations: Recommendations) -> None:
+        """The catalog's plans for the machine and context now (the app drops stale ones)."""
         self.recommendations = recommendations
         for screen in self.screen_stack:
             if isinstance(screen, CatalogScreen):
