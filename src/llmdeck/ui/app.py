@@ -54,9 +54,7 @@ from llmdeck.store.report import inspect_store
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.cropped_screen import DeckScreen
 from llmdeck.ui.hardware_pane import HardwarePane
-from llmdeck.ui.help_screen import HelpScreen, binding_rows
 from llmdeck.ui.key_footer import KeyFooter
-from llmdeck.ui.log_screen import LogScreen
 from llmdeck.ui.messages import (
     HardwareFailed,
     HardwareSampled,
@@ -498,6 +496,8 @@ class LlmdeckApp(ModelManagement):
         if launcher is None:
             self.notify("llmdeck has not started a server; F5 starts one when none answers.", markup=False)
             return
+        from llmdeck.ui.log_screen import LogScreen
+
         self.push_screen(LogScreen(f"ollama serve log · {launcher.log_path}", launcher.log_tail(200)))
 
     # Themes and keys
@@ -552,6 +552,8 @@ class LlmdeckApp(ModelManagement):
         keymap = dict(self.settings.keymap)
         if not keymap:
             return
+        from llmdeck.ui.help_screen import binding_rows
+
         known = {binding_id for _, _, _, binding_id in binding_rows(self._binding_owners())}
         unknown = sorted(set(keymap) - known)
         for binding_id in unknown:
@@ -571,6 +573,8 @@ class LlmdeckApp(ModelManagement):
         hint = (
             f'Remap keys in the [keymap] table of {where}: binding id = "keys", e.g. "app.quit" = "ctrl+x".'
         )
+        from llmdeck.ui.help_screen import HelpScreen, binding_rows
+
         self.push_screen(HelpScreen(binding_rows(self._binding_owners()), hint))
 
     @while_mounted

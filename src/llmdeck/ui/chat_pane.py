@@ -36,7 +36,6 @@ from llmdeck.chat import (
     figures_record,
     title_from_prompt,
 )
-from llmdeck.export import chat_markdown, export_filename, write_new_file
 from llmdeck.fit.report import FitRow
 from llmdeck.history import AsyncHistory, HistoryError, MessageStatus, ReplyWriter, StoredChat, StoredMessage
 from llmdeck.ollama_api import (
@@ -50,10 +49,8 @@ from llmdeck.ollama_api import (
 from llmdeck.recovery import OutOfMemory as OutOfMemoryKind
 from llmdeck.recovery import explain, out_of_memory
 from llmdeck.sanitize import inert
-from llmdeck.ui.confirm_screen import ConfirmScreen
 from llmdeck.ui.laid_out_once import LaidOutOnce
 from llmdeck.ui.reply_view import ReplyView
-from llmdeck.ui.text_prompt import AskText
 
 # Four status redraws a second, however fast tokens arrive: a rate is read, not watched frame by frame.
 LIVE_STATUS_INTERVAL_S = 0.25
@@ -549,9 +546,7 @@ class ChatPane(Vertical):
                 chat_id, name = session.chat_id, session.title
                 self._history_call(lambda history: history.rename_chat(chat_id, name))
 
-        self.app.push_screen(
-            AskText("Rename chat", session.title, "Enter renames, Esc keeps the name."), renamed
-        )
+        self._ask_text("Rename chat", session.title, "Enter renames, Esc keeps the name.", renamed)
 
     def action_edit_system_prompt(self) -> None:
         session = self.active
@@ -574,7 +569,7 @@ class ChatPane(Vertical):
             "Sent first in every request of this chat (role system). ctrl+s saves, Esc cancels; "
             "empty means none, so the model's own default applies."
         )
-        self.app.push_screen(AskText("System prompt", session.system_prompt, hint, multiline=True), changed)
+        self._ask_text("System prompt", session.system_prompt, hint, changed, multiline=True)
 
     def action_delete_chat(self) -> None:
         key = self.active_key
@@ -591,6 +586,8 @@ class ChatPane(Vertical):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self._delete(key)
+
+        from llmdeck.ui.confirm_screen import ConfirmScreen
 
         self.app.push_screen(ConfirmScreen(question, yes_label="Delete"), confirmed)
 
@@ -628,6 +625,8 @@ class ChatPane(Vertical):
         if not session.turns:
             self.notify("Nothing to export in this chat yet.", severity="warning")
             return
+        from llmdeck.export import export_filename
+
         suggested = Path.cwd() / export_filename(self._stored(session), datetime.now().astimezone())
 
         def chosen(path: str | None) -> None:
@@ -635,10 +634,26 @@ class ChatPane(Vertical):
                 self._export(session, Path(path.strip()).expanduser())
 
         hint = "Enter writes the chat as Markdown there (an existing file is never replaced); Esc cancels."
-        self.app.push_screen(AskText("Export chat to Markdown", str(suggested), hint), chosen)
+        self._ask_text("Export chat to Markdown", str(suggested), hint, chosen)
+
+    def _ask_text(
+        self,
+        title: str,
+        text: str,
+        hint: str,
+        answered: Callable[[str | None], None],
+        *,
+        multiline: bool = False,
+    ) -> None:
+        # Imported when first asked: the text area's module is not loaded at start-up.
+        from llmdeck.ui.text_prompt import AskText
+
+        self.app.push_screen(AskText(title, text, hint, multiline=multiline), answered)
 
     @work(group="export", exit_on_error=False)
     async def _export(self, session: ChatSession, path: Path) -> None:
+        from llmdeck.export import chat_markdown, export_filename, write_new_file
+
         stored = await self._stored_from_history(session)
         if await asyncio.to_thread(path.is_dir):
             path = path / export_filename(stored, datetime.now().astimezone())  # a folder: name it

@@ -1,6 +1,7 @@
 """Model management from the models pane: pull, remove, load ahead, details.
 
-A mixin of the app, so the app module keeps to connecting and planning.
+A mixin of the app, so the app module keeps to connecting and planning. Each dialog is imported
+when it is first opened: start-up, timed to the model list, does not load them.
 """
 
 from __future__ import annotations
@@ -23,12 +24,8 @@ from llmdeck.fit.target import Target
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, RunningModel
 from llmdeck.sanitize import inert
 from llmdeck.store.removal import bytes_freed
-from llmdeck.ui.catalog_screen import CatalogScreen
 from llmdeck.ui.chat_pane import ChatPane
-from llmdeck.ui.confirm_screen import ConfirmScreen
-from llmdeck.ui.details_screen import DetailsScreen
 from llmdeck.ui.models_pane import ModelsPane
-from llmdeck.ui.pull_screen import PullScreen
 from llmdeck.units import decimal_size
 
 if TYPE_CHECKING:
@@ -65,6 +62,8 @@ class ModelManagement(App[None]):
 
     def remember_recommendations(self, recommendations: Recommendations) -> None:
         """The catalog's plans for the machine and context now (the app drops stale ones)."""
+        from llmdeck.ui.catalog_screen import CatalogScreen
+
         self.recommendations = recommendations
         for screen in self.screen_stack:
             if isinstance(screen, CatalogScreen):
@@ -89,6 +88,8 @@ class ModelManagement(App[None]):
                 f"Ollama is not reachable at {self.ollama.host}: nothing can be pulled.", markup=False
             )
             return
+        from llmdeck.ui.pull_screen import PullScreen
+
         installed = {model.name for model in self.models}
         self.push_screen(PullScreen(self.ollama, self.recommendations, name, installed), self._pulled)
 
@@ -113,6 +114,8 @@ class ModelManagement(App[None]):
             # Planned in a thread after start-up, and again when the context changes.
             self.notify("The catalog is being planned for this machine: a moment.", markup=False)
             return
+        from llmdeck.ui.catalog_screen import CatalogScreen
+
         installed = {model.name for model in self.models}
         screen = CatalogScreen(recommendations.catalog, installed, _planned_context(recommendations))
         self.push_screen(screen, self._browsed)
@@ -134,6 +137,8 @@ class ModelManagement(App[None]):
         # The store on this disk is the server's only when the server runs here.
         root = self.store_path if self.server_is_local else None
         freed = await asyncio.to_thread(bytes_freed, root, name) if root is not None else None
+        from llmdeck.ui.confirm_screen import ConfirmScreen
+
         question = removal_question(name, freed, listed.size_bytes if listed else None)
         confirm = ConfirmScreen(question, yes_label="Remove", title="Remove a model")
         if not await self.push_screen_wait(confirm):
@@ -201,6 +206,8 @@ class ModelManagement(App[None]):
     def _details_requested(self, message: ModelsPane.DetailsRequested) -> None:
         if self._dialog_open():
             return
+        from llmdeck.ui.details_screen import DetailsScreen
+
         name = message.name
         loaded = next((entry for entry in self.running or [] if entry.name == name), None)
         self.push_screen(DetailsScreen(self.ollama, name, self.fits.get(name), loaded))

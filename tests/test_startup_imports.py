@@ -1,0 +1,42 @@
+"""What the first screen does not load: start-up is timed to the model list on screen (target
+0.6 s, bench/startup.py), and most of it is importing. Dialogs, the Markdown stack and the GGUF
+reader are loaded when first used (the Markdown stack by a warm-up thread once the list shows)."""
+
+import subprocess
+import sys
+
+# Each stands for a part kept off the start; a module that moved or was renamed fails the check
+# below that it exists at all.
+LOADED_LATER = (
+    "llmdeck.ui.help_screen",
+    "llmdeck.ui.log_screen",
+    "llmdeck.ui.pull_screen",
+    "llmdeck.ui.catalog_screen",
+    "llmdeck.ui.details_screen",
+    "llmdeck.ui.confirm_screen",
+    "llmdeck.ui.text_prompt",
+    "llmdeck.ui.markdown_blocks",
+    "llmdeck.export",
+    "llmdeck.pull_progress",
+    "markdown_it",
+    "pygments",
+    "gguf",
+)
+
+
+def loaded_after(imports: str) -> set[str]:
+    script = f"import sys\n{imports}\nprint('\\n'.join(sys.modules))\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
+def test_starting_the_tui_leaves_dialogs_and_the_markdown_stack_unloaded() -> None:
+    # What `llmdeck` imports before `App.run`: the CLI, the client's module and the app.
+    loaded = loaded_after("import llmdeck.cli, llmdeck.ollama_api, llmdeck.ui.app")
+    assert "llmdeck.ui.app" in loaded
+    assert sorted(name for name in LOADED_LATER if name in loaded) == []
+
+
+def test_the_parts_kept_off_the_start_exist() -> None:
+    imports = "\n".join(f"import {name}" for name in LOADED_LATER)
+    assert set(LOADED_LATER) <= loaded_after(imports)
