@@ -6,7 +6,9 @@ floor under any of them.
 - client: no UI at all, each token written to the terminal as it comes. What the official client
   costs alone is the least any app built on it can cost;
 - textual: the same reading inside a Textual app (a worker, as llmdeck's), nothing drawn until
-  the end: what Textual's event loop adds to the client (bench/parts.py).
+  the end: what Textual's event loop adds to the client (bench/parts.py);
+- list: the floor under a start-up: a Textual app that asks the official client for the installed
+  models and shows their names in a table, nothing else (bench/startup.py --floor).
 
 Each is a minimal app (a status line and the answer, anchored to the bottom): no hardware pane, no
 model list, so it is lighter than llmdeck by construction and the ratio is, if anything, kind to
@@ -26,7 +28,7 @@ import ollama
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Markdown, Static
+from textual.widgets import DataTable, Markdown, Static
 
 PARLLAMA_INTERVAL_S = 0.1
 
@@ -102,6 +104,26 @@ class PeerApp(App[None]):
         self.query_one("#status", Static).update("PEER-DONE")
 
 
+class ListApp(App[None]):
+    """The least a Textual app on the official client does to show the installed models."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="models")
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_column("Model")
+        self.list_models()
+
+    @work(exclusive=True)
+    async def list_models(self) -> None:
+        listing = await ollama.AsyncClient(host=self.host).list()
+        self.query_one(DataTable).add_rows([(entry.model,) for entry in listing.models])
+
+
 async def client_only(host: str, model: str) -> None:
     """Tokens straight to the terminal, read as the apps read them."""
     print("PEER-READY", flush=True)
@@ -118,12 +140,15 @@ async def client_only(host: str, model: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", choices=("oterm", "parllama", "client", "textual"), required=True)
+    parser.add_argument("--method", choices=("oterm", "parllama", "client", "textual", "list"), required=True)
     parser.add_argument("--host", required=True)
     parser.add_argument("--model", default="llama3.1:8b")
     args = parser.parse_args()
     if args.method == "client":
         asyncio.run(client_only(args.host, args.model))
+        return
+    if args.method == "list":
+        ListApp(args.host).run()
         return
     PeerApp(args.method, args.host, args.model).run()
 

@@ -24,7 +24,8 @@ its CPU quiet for a second, as a user reads the screen before typing):
 - 5,000 tokens/s: the same answer sent at the rate the app must render; the delay from the last
   chunk sent to the last word on screen (an app that keeps up shows the end at once).
 llmdeck alone: start to the model list on screen (bench/startup.py's way), idle CPU on the first
-screen (bench/idle.py's way), and `llmdeck fit` over every catalog model. The peers are oterm's
+screen (bench/idle.py's way), and `llmdeck fit` over every catalog model; the start-up's floor is
+a bare Textual app that shows the installed models' names (peers.py --method list). The peers are oterm's
 method (`Markdown.get_stream` per token) and parllama's (a full `Markdown.update` at 10 Hz), in
 bench/peers.py, with a floor beside them: the official client alone, each token written to the
 terminal and nothing drawn (no app built on the client can cost less). Median of `--runs` runs.
@@ -458,9 +459,13 @@ def table(measures: Measures, apps: list[str], runs: int) -> str:
         ("idle with live gauges (default rate): CPU", "≤ 1%", "idle", "%", 2),
         ("`llmdeck fit` over every catalog model", "≤ 0.5 s", "fit", " s", 2),
     ):
-        value = median(measures.get(f"llmdeck:{key}"))
-        cells = [label, target, _fmt(value, digits) + unit if value is not None else "—"]
-        cells += ["n/a"] * (len(header) - 3)
+        cells = [label, target]
+        for app in apps:
+            # Only the start-up has a floor (a bare Textual app listing the models, in the client
+            # column); the peers do not list models, and idle and `fit` are llmdeck's alone.
+            value = median(measures.get(f"{app}:{key}"))
+            cells.append(_fmt(value, digits) + unit if value is not None else "n/a")
+        cells += ["n/a"] * (len(header) - len(cells))
         lines.append("| " + " | ".join(cells) + " |")
     cpu = platform.processor() or platform.machine()
     lines.append("")
@@ -509,6 +514,10 @@ def main() -> None:
                     idle_cost(llmdeck_command(llmdeck, standin.url), 10.0)[0]
                 )
                 measures.setdefault("llmdeck:fit", []).append(fit_seconds(llmdeck))
+            if "client" in apps:
+                measures.setdefault("client:startup", []).append(
+                    time_to_model_list(peer_command("list", standin.url))
+                )
             for app in apps:
                 time.sleep(2.0)  # the previous app's process has let go of the CPU
                 if app == "llmdeck":

@@ -4,8 +4,11 @@ Runs the installed `llmdeck` in a pseudo-terminal of 120x40 against the loopback
 reads what it draws, and stops the clock when the first model name appears; median of N runs.
 XDG_* point into a temporary folder. `--restored-tokens N` starts as a returning user does: the
 history holds a chat whose reply is bench/perf.py's N-token Markdown answer, restored at start.
+`--floor` also times, turn about, the least any Textual app on the official client can do: show
+the installed models' names in a table (bench/peers.py --method list); what llmdeck takes beyond
+it is its own.
 
-    python bench/startup.py [--runs 5] [--restored-tokens 1500]
+    python bench/startup.py [--runs 5] [--restored-tokens 1500] [--floor]
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from ollama_standin import start_standin
 from terminal import MARKER, Terminal, find_llmdeck
+
+
+def floor_command(url: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).with_name("peers.py")), "--method", "list", "--host", url]
 
 
 def time_to_model_list(command: list[str]) -> float:
@@ -47,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--restored-tokens", type=int, default=0, help="a restored chat's reply")
+    parser.add_argument("--floor", action="store_true", help="time a bare Textual list app too")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="llmdeck-startup-")
     for variable in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
@@ -55,12 +63,22 @@ def main() -> None:
         write_restored_chat(args.restored_tokens)
     llmdeck = find_llmdeck()
     standin = start_standin()
+    times: list[float] = []
+    floor: list[float] = []
     try:
-        times = [time_to_model_list([llmdeck, "--host", standin.url]) for _ in range(args.runs)]
+        for _ in range(args.runs):
+            times.append(time_to_model_list([llmdeck, "--host", standin.url]))
+            if args.floor:
+                floor.append(time_to_model_list(floor_command(standin.url)))
     finally:
         standin.server.stop()
     print(f"start to model list on screen, {args.runs} runs:")
-    print(f"  median {statistics.median(times):.3f} s, min {min(times):.3f} s, max {max(times):.3f} s")
+    for name, figures in (("llmdeck", times), ("floor (a bare Textual list)", floor)):
+        if figures:
+            print(
+                f"  {name}: median {statistics.median(figures):.3f} s,"
+                f" min {min(figures):.3f} s, max {max(figures):.3f} s"
+            )
 
 
 if __name__ == "__main__":
