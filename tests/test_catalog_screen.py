@@ -4,7 +4,7 @@ the chosen one taken to the pull window."""
 from __future__ import annotations
 
 from helpers import fast_settings, wait_until, widget_text
-from ollama_standin import OllamaStandIn
+from ollama_standin import DEFAULT_MODELS, OllamaStandIn, library_model, start_standin
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
@@ -115,3 +115,23 @@ async def test_an_open_catalog_follows_a_change_of_context(
         after = {row.spec.name: row.plan.num_ctx for row in screen.rows}["llama3.1:8b"]
         assert after == context != before
         assert screen.query_one(Input).value == "llama3.1:8b" and "llama3.1:8b" in screen.shown
+
+
+async def test_a_model_installed_as_latest_is_ticked_under_its_catalog_name(
+    recorded_probe: StaticProbe,
+) -> None:
+    latest = library_model("llama3.2")  # what `ollama pull llama3.2` lists: llama3.2:latest
+    assert latest is not None
+    models = (*(model for model in DEFAULT_MODELS if model.name != "llama3.2:3b"), latest)
+    standin = start_standin(models=models)
+    try:
+        app = build(standin, recorded_probe)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_catalog(app, pilot)
+            await pilot.press(*"llama3.2")
+            await wait_until(lambda: "llama3.2:3b" in screen.shown)
+            table = screen.query_one(DataTable)
+            assert str(table.get_row("llama3.2:3b")[0]).startswith("✓ ")
+            assert not str(table.get_row("llama3.2:1b")[0]).startswith("✓")
+    finally:
+        standin.server.stop()

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from llmdeck.fit.catalog import CatalogEntry, UnknownModel, load_catalog
+from llmdeck.fit.catalog import CatalogEntry, UnknownModel, installed_matcher, load_catalog
 
 FAMILIES_ASKED_FOR = [
     "llama2",
@@ -112,3 +112,14 @@ def test_unknown_tags_say_what_is_known() -> None:
         load_catalog().resolve("no-such-model:7b")
     with pytest.raises(UnknownModel, match=r"known: .*8b"):
         load_catalog().resolve("llama3.1:9b")
+
+
+def test_an_installed_model_is_known_under_each_of_its_names() -> None:
+    # Ollama lists what `ollama pull llama3.1` installed as llama3.1:latest; the catalog lists it
+    # as llama3.1:8b, its default quant, the same model as the instruct-q4_K_M tag.
+    installed = installed_matcher(["llama3.1:latest", "llama3.2", "me/custom:1"])
+    assert installed("llama3.1:8b") and installed("llama3.1:8b-instruct-q4_K_M")
+    assert installed("llama3.2:3b")
+    assert not installed("llama3.1:8b-instruct-q8_0")  # another quant of the same size
+    assert not installed("llama3.1:70b") and not installed("llama3.2:1b")
+    assert installed("me/custom:1") and not installed("me/custom:2")  # outside the catalog: by name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -88,6 +89,15 @@ class Catalog:
         entry = self._entry(family, size)
         return entry, _quant_suffix(rest) or entry.default_quant, text
 
+    def identity(self, tag: str) -> tuple[str, str, str] | None:
+        """(family, size, quantization) a tag names, or None outside the catalog: `llama3.1`,
+        `llama3.1:latest`, `llama3.1:8b` and `llama3.1:8b-instruct-q4_K_M` are one model."""
+        try:
+            entry, quant, _ = self.resolve(tag)
+        except UnknownModel:
+            return None
+        return entry.family, entry.size, quant
+
     def _entry(self, family: str, size: str) -> CatalogEntry:
         candidates = [e for e in self.entries if e.family == family]
         for entry in candidates:
@@ -108,6 +118,15 @@ def _quant_suffix(rest: str) -> str | None:
         return file_type_name(match.group(1))
     except ValueError:
         return None
+
+
+def installed_matcher(installed: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a catalog tag is installed under any of its names (Ollama lists `llama3.1:latest`
+    for what the catalog calls `llama3.1:8b`)."""
+    names = set(installed)
+    catalog = load_catalog()
+    identities = {identity for name in names if (identity := catalog.identity(name)) is not None}
+    return lambda tag: tag in names or catalog.identity(tag) in identities
 
 
 @cache

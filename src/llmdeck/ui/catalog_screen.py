@@ -19,6 +19,7 @@ from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
+from llmdeck.fit.catalog import installed_matcher
 from llmdeck.fit.report import FitRow
 from llmdeck.ui.models_pane import VERDICT_RANK, VERDICT_TONE, fit_cells
 from llmdeck.ui.palette import tone
@@ -80,7 +81,7 @@ class CatalogScreen(ModalScreen[str | None]):
     def __init__(self, rows: Sequence[FitRow], installed: Collection[str], context: str) -> None:
         super().__init__()
         self.rows = sorted(rows, key=catalog_order)
-        self.installed = set(installed)
+        self.is_installed = installed_matcher(installed)
         self.context = context
 
     def show_plans(self, rows: Sequence[FitRow], context: str) -> None:
@@ -146,7 +147,7 @@ class CatalogScreen(ModalScreen[str | None]):
         colours = {verdict: tone(self, name) for verdict, name in VERDICT_TONE.items()}
         listed = [row for row in self.rows if matches(row, query)]
         for row in listed[:SHOWN_AT_MOST]:
-            installed = row.spec.name in self.installed
+            installed = self.is_installed(row.spec.name)
             name = Text()
             name.append("✓ " if installed else "  ", style=tone(self, "success"))
             name.append(row.spec.name, style="bold" if installed else "")

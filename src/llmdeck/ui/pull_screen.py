@@ -22,6 +22,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
+from llmdeck.fit.catalog import installed_matcher
 from llmdeck.fit.pick import Recommendations
 from llmdeck.fit.report import FitRow
 from llmdeck.ollama_api import ModelNotFound, OllamaError, OllamaResponseError, OllamaService
@@ -83,8 +84,8 @@ class PullScreen(ModalScreen[str | None]):
         super().__init__()
         self.ollama = ollama
         self.suggestions = _suggestions(recommendations)
-        self.installed = set(installed)
-        fresh = [row.spec.name for _, row in self.suggestions if row.spec.name not in self.installed]
+        self.is_installed = installed_matcher(installed)
+        fresh = [row.spec.name for _, row in self.suggestions if not self.is_installed(row.spec.name)]
         self.initial = name if name is not None else (fresh[0] if fresh else "")
         # The model being pulled now; None between pulls.
         self.pulling: str | None = None
@@ -114,7 +115,7 @@ class PullScreen(ModalScreen[str | None]):
         text.append(row.spec.name, style="bold")
         speed = f", ~{row.tokens_per_s:.0f} tok/s" if row.tokens_per_s else ""
         text.append(f" ({row.plan.size / GIB:.1f} GiB{speed})")
-        if row.spec.name in self.installed:
+        if self.is_installed(row.spec.name):
             text.append(" · installed")
         return Option(text, id=row.spec.name)
 
