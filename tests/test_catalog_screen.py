@@ -3,6 +3,7 @@ the chosen one taken to the pull window."""
 
 from __future__ import annotations
 
+import pytest
 from helpers import fast_settings, wait_until, widget_text
 from ollama_standin import DEFAULT_MODELS, OllamaStandIn, library_model, start_standin
 from textual.pilot import Pilot
@@ -15,6 +16,7 @@ from llmdeck.ui.app import LlmdeckApp, create_app
 from llmdeck.ui.catalog_screen import SHOWN_AT_MOST, CatalogScreen
 from llmdeck.ui.models_pane import VERDICT_RANK, ModelsPane
 from llmdeck.ui.pull_screen import PullScreen
+from llmdeck.ui.recommendation import RecommendationLine
 
 SIZE = (120, 40)
 
@@ -135,3 +137,24 @@ async def test_a_model_installed_as_latest_is_ticked_under_its_catalog_name(
             assert not str(table.get_row("llama3.2:1b")[0]).startswith("✓")
     finally:
         standin.server.stop()
+
+
+async def test_planning_that_fails_says_so_instead_of_being_planned_for_ever(
+    standin: OllamaStandIn, recorded_probe: StaticProbe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug in the planner (or a broken catalog file) is the only way here: injected.
+    def broken(*_: object) -> None:
+        raise RuntimeError("catalog broken")
+
+    monkeypatch.setattr("llmdeck.ui.app.recommend", broken)
+    app = build(standin, recorded_probe)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
+        line = app.query_one(RecommendationLine)
+        await wait_until(lambda: "planning the catalog failed" in widget_text(line), timeout=15)
+        assert "catalog broken" in widget_text(line)
+        app.query_one(ModelsPane).focus()
+        await pilot.press("b")
+        await wait_until(lambda: any("could not be planned" in str(n.message) for n in app._notifications))
+        assert not isinstance(app.screen, CatalogScreen)
+        assert not any("being planned" in str(n.message) for n in app._notifications)

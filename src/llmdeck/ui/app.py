@@ -60,6 +60,7 @@ from llmdeck.ui.messages import (
     HardwareSampled,
     HistoryOpened,
     LocalityChecked,
+    RecommendationsFailed,
     RecommendationsReady,
     RunningSampled,
     ServerOffline,
@@ -192,6 +193,8 @@ class LlmdeckApp(ModelManagement):
         self.running_read_for_reply = 0
         # What the catalog was last (or is about to be) recommended for: it depends on nothing else.
         self.recommended_for: tuple[Target, FitRequest] | None = None
+        # Why planning the catalog failed, and for what (a bug; said rather than "being planned").
+        self.planning_failure: RecommendationsFailed | None = None
         self.store_inspected_offline = False
         self._renderer_warmed = False
         self.sub_title = f"v{__version__}"
@@ -781,7 +784,11 @@ class LlmdeckApp(ModelManagement):
     @work(thread=True, exclusive=True, group="recommend", exit_on_error=False)
     def _recommend(self, target: Target, request: FitRequest) -> None:
         # Hundreds of plans over the catalog: a thread, so the screen never waits for them.
-        recommendations = recommend(target, request)
+        try:
+            recommendations = recommend(target, request)
+        except Exception as error:  # a bug must not leave "being planned" on screen for ever
+            self.post_message(RecommendationsFailed((target, request), repr(error)))
+            return
         # An exclusive thread worker is cancelled but not stopped: one for a context left behind
         # may end after the newer one, and must not undo it.
         if self.recommended_for == (target, request):
@@ -794,6 +801,20 @@ class LlmdeckApp(ModelManagement):
             return  # planned for a context (or machine) changed since: the newer plan is coming
         self.remember_recommendations(recommendations)
         self.query_one(RecommendationLine).show(recommendations)
+
+    @while_mounted
+    def on_recommendations_failed(self, message: RecommendationsFailed) -> None:
+        if message.planned_for != self.recommended_for:
+            return
+        self.planning_failure = message
+        self.query_one(RecommendationLine).show_failure(message.reason)
+        self.notify(
+            f"Planning the catalog for this machine failed: {message.reason}",
+            title="Planning",
+            severity="error",
+            timeout=20,
+            markup=False,
+        )
 
     def _offer_plan(self, explicit: bool) -> None:
         chat = self.query_one(ChatPane)

@@ -7,7 +7,9 @@ from pathlib import Path
 from textual.message import Message
 
 from llmdeck.fit.pick import Recommendations
+from llmdeck.fit.report import FitRequest
 from llmdeck.fit.spec import ModelSpec
+from llmdeck.fit.target import Target
 from llmdeck.hardware import HardwareSnapshot
 from llmdeck.history import History, StoredChat
 from llmdeck.ollama_api import InstalledModel, RunningModel
@@ -72,6 +74,15 @@ class RecommendationsReady(Message):
     def __init__(self, recommendations: Recommendations) -> None:
         super().__init__()
         self.recommendations = recommendations
+
+
+class RecommendationsFailed(Message):
+    """Planning the catalog for this machine raised (a bug, or a broken installation)."""
+
+    def __init__(self, planned_for: tuple[Target, FitRequest], reason: str) -> None:
+        super().__init__()
+        self.planned_for = planned_for
+        self.reason = reason
 
 
 class RunningSampled(Message):

@@ -25,6 +25,7 @@ from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, Runni
 from llmdeck.sanitize import inert
 from llmdeck.store.removal import bytes_freed
 from llmdeck.ui.chat_pane import ChatPane
+from llmdeck.ui.messages import RecommendationsFailed
 from llmdeck.ui.models_pane import ModelsPane
 from llmdeck.units import decimal_size
 
@@ -52,6 +53,8 @@ class ModelManagement(App[None]):
     running: list[RunningModel] | None
     # The catalog's suggestions for this machine, as last computed: what the pull screen offers.
     recommendations: Recommendations | None = None
+    # Why they could not be computed, if that is the latest news (a bug, said as such).
+    planning_failure: RecommendationsFailed | None = None
     # What the catalog is being planned for now (the machine, the context): see _replan.
     recommended_for: tuple[Target, FitRequest] | None
 
@@ -111,6 +114,14 @@ class ModelManagement(App[None]):
             return
         recommendations = self.recommendations
         if recommendations is None or recommendations.planned_for != self.recommended_for:
+            failure = self.planning_failure
+            if failure is not None and failure.planned_for == self.recommended_for:
+                self.notify(
+                    f"The catalog could not be planned for this machine: {failure.reason}",
+                    severity="error",
+                    markup=False,
+                )
+                return
             # Planned in a thread after start-up, and again when the context changes.
             self.notify("The catalog is being planned for this machine: a moment.", markup=False)
             return

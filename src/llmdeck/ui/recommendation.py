@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 from llmdeck.fit.pick import Recommendations
 from llmdeck.fit.report import FitRow
+from llmdeck.sanitize import inert
 from llmdeck.units import GIB
 
 
@@ -26,6 +27,11 @@ class RecommendationLine(Static):
         text.append_text(_describe("all on GPU", recommendations.full_gpu))
         text.append("\n")
         text.append_text(_describe("partly on GPU", recommendations.partial))
+        self.update(text)
+
+    def show_failure(self, reason: str) -> None:
+        text = Text("Suggested ", style="bold")
+        text.append(f"none: planning the catalog failed ({inert(reason)})")
         self.update(text)
 
 
