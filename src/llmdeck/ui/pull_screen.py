@@ -84,7 +84,9 @@ class PullScreen(ModalScreen[str | None]):
         super().__init__()
         self.ollama = ollama
         self.suggestions = _suggestions(recommendations)
-        self.is_installed = installed_matcher(installed)
+        # Suggestions come from the catalog's plans, so the catalog has loaded when there are any;
+        # without them (planning not done, or failed) a pull never needs it.
+        self.is_installed = installed_matcher(installed) if self.suggestions else set(installed).__contains__
         fresh = [row.spec.name for _, row in self.suggestions if not self.is_installed(row.spec.name)]
         self.initial = name if name is not None else (fresh[0] if fresh else "")
         # The model being pulled now; None between pulls.
