@@ -123,3 +123,9 @@ def test_an_installed_model_is_known_under_each_of_its_names() -> None:
     assert not installed("llama3.1:8b-instruct-q8_0")  # another quant of the same size
     assert not installed("llama3.1:70b") and not installed("llama3.2:1b")
     assert installed("me/custom:1") and not installed("me/custom:2")  # outside the catalog: by name
+    # The long tag of the default quant, which the catalog keeps in its short form.
+    assert installed_matcher(["llama3.1:8b-instruct-q4_K_M"])("llama3.1:8b")
+    # Tags the library does not publish name other models, whatever size they say.
+    for other in ("llama3.1:8b-text-q4_K_M", "llama3.1:8b-mytune", "qwen2.5:7b-base"):
+        assert not installed_matcher([other])("llama3.1:8b") and not installed_matcher([other])("qwen2.5:7b")
+        assert installed_matcher([other])(other)

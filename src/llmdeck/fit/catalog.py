@@ -61,13 +61,23 @@ class Catalog:
     # Every published tag, lower-cased -> (entry, quantization, tag): the first entry naming a tag
     # wins, as a scan in catalog order would find it.
     _published: dict[str, tuple[CatalogEntry, str, str]] = field(init=False, repr=False, compare=False)
+    # What a published tag reads before its quant (`llama3.1:8b-instruct-` of `…-q8_0`), lower-cased:
+    # the library publishes that stem with every quant of the model, the default one too, whose
+    # tag the catalog keeps in its short form (`llama3.1:8b`).
+    _stems: dict[str, CatalogEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         published: dict[str, tuple[CatalogEntry, str, str]] = {}
+        stems: dict[str, CatalogEntry] = {}
         for entry in self.entries:
             for quant, known in entry.tags.items():
-                published.setdefault(str(known["tag"]).lower(), (entry, quant, str(known["tag"])))
+                tag = str(known["tag"])
+                published.setdefault(tag.lower(), (entry, quant, tag))
+                suffix = _QUANT_SUFFIX.search(tag)
+                if suffix is not None:
+                    stems.setdefault(tag[: suffix.start(1)].lower(), entry)
         object.__setattr__(self, "_published", published)
+        object.__setattr__(self, "_stems", stems)
 
     def families(self) -> list[str]:
         return list(self.latest)
@@ -90,13 +100,25 @@ class Catalog:
         return entry, _quant_suffix(rest) or entry.default_quant, text
 
     def identity(self, tag: str) -> tuple[str, str, str] | None:
-        """(family, size, quantization) a tag names, or None outside the catalog: `llama3.1`,
-        `llama3.1:latest`, `llama3.1:8b` and `llama3.1:8b-instruct-q4_K_M` are one model."""
-        try:
-            entry, quant, _ = self.resolve(tag)
-        except UnknownModel:
+        """(family, size, quantization) of a tag the library publishes, or of its short forms:
+        `llama3.1`, `llama3.1:latest`, `llama3.1:8b` and `llama3.1:8b-instruct-q4_K_M` are one
+        model. None for any other tag: `resolve` reads only the size out of one it does not know,
+        but `llama3.1:8b-text-q4_K_M` (the base model) or a model made with `ollama create`
+        under a library name is another model."""
+        text = tag.strip().lower()
+        known = self._published.get(text)
+        if known is not None:
+            return known[0].family, known[0].size, known[1]
+        suffix = _QUANT_SUFFIX.search(text)
+        if suffix is not None and (stemmed := self._stems.get(text[: suffix.start(1)])) is not None:
+            quant = _quant_suffix(text)
+            return (stemmed.family, stemmed.size, quant) if quant in stemmed.tags else None
+        family, _, rest = text.partition(":")
+        if family not in self.latest:
             return None
-        return entry.family, entry.size, quant
+        size = self.latest[family] if rest in ("", "latest") else rest
+        entry = next((e for e in self.entries if (e.family, e.size) == (family, size)), None)
+        return (family, size, entry.default_quant) if entry is not None else None
 
     def _entry(self, family: str, size: str) -> CatalogEntry:
         candidates = [e for e in self.entries if e.family == family]
@@ -110,8 +132,11 @@ class Catalog:
         raise UnknownModel(f"{family} has no size {size!r} in llmdeck's catalog (known: {sizes})")
 
 
+_QUANT_SUFFIX = re.compile(r"(?:^|[-:])(q\d_k_[sml]|q\d_k|q\d_\d|fp16|f16|bf16|mxfp4)$", re.IGNORECASE)
+
+
 def _quant_suffix(rest: str) -> str | None:
-    match = re.search(r"(?:^|-)(q\d_k_[sml]|q\d_k|q\d_\d|fp16|f16|bf16|mxfp4)$", rest, re.IGNORECASE)
+    match = _QUANT_SUFFIX.search(rest)
     if not match:
         return None
     try:
