@@ -3,6 +3,8 @@ the chosen one taken to the pull window."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from helpers import fast_settings, wait_until, widget_text
 from ollama_standin import DEFAULT_MODELS, OllamaStandIn, library_model, start_standin
@@ -10,6 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
 from llmdeck.fit.catalog import load_catalog
+from llmdeck.fit.session import CONTEXT_CHOICES
 from llmdeck.hardware import StaticProbe
 from llmdeck.ollama_api import OllamaService
 from llmdeck.ui.app import LlmdeckApp, create_app
@@ -142,8 +145,15 @@ async def test_a_model_installed_as_latest_is_ticked_under_its_catalog_name(
 async def test_planning_that_fails_says_so_instead_of_being_planned_for_ever(
     standin: OllamaStandIn, recorded_probe: StaticProbe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A bug in the planner (or a broken catalog file) is the only way here: injected.
+    # A bug in the planner (or a broken catalog file) is the only way here: injected. The plans
+    # after the first wait to be let go, so the test sees the window while one is under way.
+    calls: list[object] = []
+    let_go = threading.Event()
+
     def broken(*_: object) -> None:
+        calls.append(None)
+        if len(calls) > 1:
+            let_go.wait(10)
         raise RuntimeError("catalog broken")
 
     monkeypatch.setattr("llmdeck.ui.app.recommend", broken)
@@ -151,10 +161,22 @@ async def test_planning_that_fails_says_so_instead_of_being_planned_for_ever(
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
         line = app.query_one(RecommendationLine)
-        await wait_until(lambda: "planning the catalog failed" in widget_text(line), timeout=15)
-        assert "catalog broken" in widget_text(line)
+        await wait_until(lambda: "catalog broken" in widget_text(line), timeout=15)
+        assert "planning the catalog failed" in widget_text(line)
         app.query_one(ModelsPane).focus()
         await pilot.press("b")
         await wait_until(lambda: any("could not be planned" in str(n.message) for n in app._notifications))
         assert not isinstance(app.screen, CatalogScreen)
         assert not any("being planned" in str(n.message) for n in app._notifications)
+
+        # Round the contexts back to this one, planned afresh: until that plan ends, the failure
+        # of the first is not news.
+        app.clear_notifications()
+        planned_first = app.recommended_for
+        for _ in CONTEXT_CHOICES:
+            await pilot.press("c")
+        await wait_until(lambda: app.recommended_for == planned_first and len(calls) > 1)
+        await pilot.press("b")
+        await wait_until(lambda: any("being planned" in str(n.message) for n in app._notifications))
+        let_go.set()
+        await wait_until(lambda: any("failed" in str(n.message) for n in app._notifications))

@@ -193,8 +193,6 @@ class LlmdeckApp(ModelManagement):
         self.running_read_for_reply = 0
         # What the catalog was last (or is about to be) recommended for: it depends on nothing else.
         self.recommended_for: tuple[Target, FitRequest] | None = None
-        # Why planning the catalog failed, and for what (a bug; said rather than "being planned").
-        self.planning_failure: RecommendationsFailed | None = None
         self.store_inspected_offline = False
         self._renderer_warmed = False
         self.sub_title = f"v{__version__}"
@@ -750,6 +748,7 @@ class LlmdeckApp(ModelManagement):
             pass
         elif self.recommended_for is not None:
             self.recommended_for = (target, request)
+            self.planning_failure = None  # this plan may well succeed: `b` waits for it
             self._recommend(target, request)
         else:
             # Planning the whole catalog takes a core for about half a second: not while the
@@ -787,7 +786,7 @@ class LlmdeckApp(ModelManagement):
         try:
             recommendations = recommend(target, request)
         except Exception as error:  # a bug must not leave "being planned" on screen for ever
-            self.post_message(RecommendationsFailed((target, request), repr(error)))
+            self.post_message(RecommendationsFailed((target, request), f"{type(error).__name__}: {error}"))
             return
         # An exclusive thread worker is cancelled but not stopped: one for a context left behind
         # may end after the newer one, and must not undo it.

@@ -53,7 +53,8 @@ class ModelManagement(App[None]):
     running: list[RunningModel] | None
     # The catalog's suggestions for this machine, as last computed: what the pull screen offers.
     recommendations: Recommendations | None = None
-    # Why they could not be computed, if that is the latest news (a bug, said as such).
+    # Why the latest planning failed (a bug): `b` then says why there is no catalog rather than
+    # that it is being planned.
     planning_failure: RecommendationsFailed | None = None
     # What the catalog is being planned for now (the machine, the context): see _replan.
     recommended_for: tuple[Target, FitRequest] | None
