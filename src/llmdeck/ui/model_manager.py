@@ -32,6 +32,8 @@ from llmdeck.units import decimal_size
 if TYPE_CHECKING:
     from textual.worker import Worker
 
+    from llmdeck.ui.catalog_screen import CatalogScreen
+
 NS_PER_S = 1_000_000_000
 # Words in Ollama's load failures that mean the plan asked for more memory than there is.
 _MEMORY_WORDS = ("memory", "cudaMalloc", "alloc")
@@ -56,6 +58,8 @@ class ModelManagement(App[None]):
     # Why the latest planning failed (a bug): `b` then says why there is no catalog rather than
     # that it is being planned.
     planning_failure: RecommendationsFailed | None = None
+    # The catalog window while it is open: new plans are listed in it.
+    _catalog_window: CatalogScreen | None = None
     # What the catalog is being planned for now (the machine, the context): see _replan.
     recommended_for: tuple[Target, FitRequest] | None
 
@@ -66,12 +70,9 @@ class ModelManagement(App[None]):
 
     def remember_recommendations(self, recommendations: Recommendations) -> None:
         """The catalog's plans for the machine and context now (the app drops stale ones)."""
-        from llmdeck.ui.catalog_screen import CatalogScreen
-
         self.recommendations = recommendations
-        for screen in self.screen_stack:
-            if isinstance(screen, CatalogScreen):
-                screen.show_plans(recommendations.catalog, _planned_context(recommendations))
+        if self._catalog_window is not None:
+            self._catalog_window.show_plans(recommendations.catalog, _planned_context(recommendations))
 
     # Pull
 
@@ -130,9 +131,11 @@ class ModelManagement(App[None]):
 
         installed = {model.name for model in self.models}
         screen = CatalogScreen(recommendations.catalog, installed, _planned_context(recommendations))
+        self._catalog_window = screen
         self.push_screen(screen, self._browsed)
 
     def _browsed(self, name: str | None) -> None:
+        self._catalog_window = None
         if name is not None:
             self.open_pull(name)
 
