@@ -51,6 +51,7 @@ from llmdeck.sanitize import inert
 from llmdeck.state import State, StateError, load_state, state_path, update_state
 from llmdeck.store import blob_paths_from_modelfile
 from llmdeck.store.report import inspect_store
+from llmdeck.ui.bindings import binding_rows
 from llmdeck.ui.chat_pane import ChatPane
 from llmdeck.ui.cropped_screen import DeckScreen
 from llmdeck.ui.hardware_pane import HardwarePane
@@ -553,8 +554,6 @@ class LlmdeckApp(ModelManagement):
         keymap = dict(self.settings.keymap)
         if not keymap:
             return
-        from llmdeck.ui.help_screen import binding_rows
-
         known = {binding_id for _, _, _, binding_id in binding_rows(self._binding_owners())}
         unknown = sorted(set(keymap) - known)
         for binding_id in unknown:
@@ -574,7 +573,7 @@ class LlmdeckApp(ModelManagement):
         hint = (
             f'Remap keys in the [keymap] table of {where}: binding id = "keys", e.g. "app.quit" = "ctrl+x".'
         )
-        from llmdeck.ui.help_screen import HelpScreen, binding_rows
+        from llmdeck.ui.help_screen import HelpScreen
 
         self.push_screen(HelpScreen(binding_rows(self._binding_owners()), hint))
 
