@@ -515,6 +515,7 @@ def main() -> None:
                 )
                 measures.setdefault("llmdeck:fit", []).append(fit_seconds(llmdeck))
             if "client" in apps:
+                time.sleep(2.0)  # as before every other measure: the last process has let go
                 measures.setdefault("client:startup", []).append(
                     time_to_model_list(peer_command("list", standin.url))
                 )

@@ -11,7 +11,11 @@ from helpers import fast_settings, free_port, type_text, wait_until
 from ollama_standin import DISK_FULL_ERROR, UNKNOWN_MODEL_ERROR, OllamaStandIn, Pull
 from textual.widgets import Input, ProgressBar
 
-from llmdeck.hardware import StaticProbe
+from llmdeck.fit.catalog import load_catalog
+from llmdeck.fit.pick import Recommendations
+from llmdeck.fit.report import FitRequest, FitRow, fit_model
+from llmdeck.fit.target import build_target
+from llmdeck.hardware import HardwareSnapshot, StaticProbe
 from llmdeck.ollama_api import (
     ModelNotFound,
     OllamaResponseError,
@@ -259,3 +263,23 @@ async def test_a_recommendation_fills_in_the_name(
         assert partial is not None
         assert screen.query_one("#pull-name", Input).value == partial.spec.name
         assert app.focused is screen.query_one("#pull-name", Input)
+
+
+def test_a_suggestion_installed_under_its_short_name_is_marked_and_not_offered_first(
+    recorded_snapshot: HardwareSnapshot,
+) -> None:
+    target = build_target(recorded_snapshot)
+
+    def planned(tag: str) -> FitRow:
+        entry, quant, _ = load_catalog().resolve(tag)
+        return fit_model(entry.spec(quant), target, FitRequest())
+
+    suggested = Recommendations(
+        full_gpu=planned("llama3.2:3b"), partial=planned("qwen2.5:14b"), min_tokens_per_s=10
+    )
+    # `ollama pull llama3.2` lists llama3.2:latest, the catalog's llama3.2:3b.
+    screen = PullScreen(OllamaService("http://127.0.0.1:9"), suggested, installed=["llama3.2:latest"])
+    assert screen.initial == "qwen2.5:14b"  # the first suggestion not installed
+    assert suggested.full_gpu is not None and suggested.partial is not None
+    assert str(screen._option("all on GPU", suggested.full_gpu).prompt).endswith("· installed")
+    assert "installed" not in str(screen._option("partly on GPU", suggested.partial).prompt)
