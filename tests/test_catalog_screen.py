@@ -4,6 +4,8 @@ the chosen one taken to the pull window."""
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from helpers import fast_settings, wait_until, widget_text
@@ -28,6 +30,16 @@ def build(standin: OllamaStandIn, probe: StaticProbe) -> LlmdeckApp:
     return create_app(OllamaService(standin.url), probe, fast_settings(standin.url))
 
 
+@asynccontextmanager
+async def catalog_of(
+    standin: OllamaStandIn, probe: StaticProbe
+) -> AsyncIterator[tuple[LlmdeckApp, Pilot[None], CatalogScreen]]:
+    """The app at 120x40 with its catalog window open from the model list."""
+    app = build(standin, probe)
+    async with app.run_test(size=SIZE) as pilot:
+        yield app, pilot, await open_catalog(app, pilot)
+
+
 async def open_catalog(app: LlmdeckApp, pilot: Pilot[None]) -> CatalogScreen:
     await wait_until(lambda: app.query_one(ModelsPane).row_count == 4)
     await wait_until(lambda: app.recommendations is not None, timeout=15)
@@ -46,9 +58,7 @@ def verdicts(screen: CatalogScreen) -> list[str]:
 async def test_the_catalog_lists_what_runs_here_best_first_and_filters_as_typed(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
-    app = build(standin, recorded_probe)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_catalog(app, pilot)
+    async with catalog_of(standin, recorded_probe) as (app, pilot, screen):
         published = sum(len(entry.tags) for entry in load_catalog().entries)
         assert len(screen.shown) == SHOWN_AT_MOST < published  # the best, until typing narrows it
         assert f"{published} of {published} models and quants (the best {SHOWN_AT_MOST} listed" in (
@@ -93,9 +103,7 @@ async def test_the_catalog_lists_what_runs_here_best_first_and_filters_as_typed(
 async def test_esc_closes_the_catalog_and_nothing_is_pulled(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
-    app = build(standin, recorded_probe)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_catalog(app, pilot)
+    async with catalog_of(standin, recorded_probe) as (app, pilot, _):
         await pilot.press("escape")
         await wait_until(lambda: not isinstance(app.screen, CatalogScreen))
         assert not isinstance(app.screen, PullScreen)
@@ -105,9 +113,7 @@ async def test_esc_closes_the_catalog_and_nothing_is_pulled(
 async def test_an_open_catalog_follows_a_change_of_context(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
-    app = build(standin, recorded_probe)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_catalog(app, pilot)
+    async with catalog_of(standin, recorded_probe) as (app, pilot, screen):
         assert screen.context == "ctx: Ollama's default"
         await pilot.press(*"llama3.1:8b")
         await wait_until(lambda: "llama3.1:8b" in screen.shown)
@@ -130,9 +136,7 @@ async def test_a_model_installed_as_latest_is_ticked_under_its_catalog_name(
     models = (*(model for model in DEFAULT_MODELS if model.name != "llama3.2:3b"), latest)
     standin = start_standin(models=models)
     try:
-        app = build(standin, recorded_probe)
-        async with app.run_test(size=SIZE) as pilot:
-            screen = await open_catalog(app, pilot)
+        async with catalog_of(standin, recorded_probe) as (_, pilot, screen):
             await pilot.press(*"llama3.2")
             await wait_until(lambda: "llama3.2:3b" in screen.shown)
             table = screen.query_one(DataTable)
