@@ -69,7 +69,7 @@ sys.path.insert(0, str(HERE))
 from idle import idle_cost, settle  # noqa: E402
 from ollama_standin import Reply, split_tokens, start_standin  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 from scale import assistant_text, long_reply, user_text  # noqa: E402
-from startup import time_to_model_list  # noqa: E402
+from startup import floor_command, time_to_model_list  # noqa: E402
 from terminal import MARKER, Terminal, find_llmdeck  # noqa: E402
 
 MODEL = "llama3.1:8b"
@@ -517,7 +517,7 @@ def main() -> None:
             if "client" in apps:
                 time.sleep(2.0)  # as before every other measure: the last process has let go
                 measures.setdefault("client:startup", []).append(
-                    time_to_model_list(peer_command("list", standin.url))
+                    time_to_model_list(floor_command(standin.url))
                 )
             for app in apps:
                 time.sleep(2.0)  # the previous app's process has let go of the CPU
