@@ -23,9 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from terminal import MARKER, Terminal
 
 
-def rows(path: Path) -> list[tuple[str, str, str]]:
-    # Read-only, as another process would: only what llmdeck committed is visible.
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+def rows(path: Path, *, after_crash: bool = False) -> list[tuple[str, str, str]]:
+    """What llmdeck committed. While it runs, read-only, as another process would look. After it
+    was killed, as the next llmdeck opens it (read-write): a kill in the middle of a commit can
+    leave the commit in the write-ahead log but not yet in its shared index, which a read-only
+    reader trusts and the next writer rebuilds from the log (seen: the partial reply read here was
+    one write shorter than the one restored)."""
+    uri = f"file:{path}" if after_crash else f"file:{path}?mode=ro"
+    with sqlite3.connect(uri, uri=True) as db:
         return list(db.execute("SELECT role, content, status FROM messages ORDER BY id"))
 
 
@@ -62,7 +67,7 @@ async def test_killing_llmdeck_mid_reply_keeps_the_prompt_and_the_partial_reply(
     database = history_path()
     await asyncio.to_thread(kill_mid_reply, standin.url, database)
 
-    kept = rows(database)
+    kept = rows(database, after_crash=True)
     assert kept[0] == ("user", "Tell me about llamas", "complete")
     role, partial, state = kept[1]
     assert (role, state) == ("assistant", "streaming")
