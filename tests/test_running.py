@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -75,7 +76,7 @@ async def test_while_a_reply_streams_its_model_is_read_once_its_tokens_begin(
 ) -> None:
     """The model is loaded for the reply, maybe afresh: the pane shows it as its tokens begin. A
     loaded model's placement does not change while it answers: not read again at the gauge rate."""
-    standin.default_reply = Reply(text="word " * 150, token_delay_s=0.01)
+    standin.default_reply = Reply(text="word " * 300, token_delay_s=0.01)
     settings = replace(fast_settings(standin.url), hardware_refresh_s=0.05)
     app = create_app(OllamaService(standin.url), recorded_probe, settings)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -86,13 +87,16 @@ async def test_while_a_reply_streams_its_model_is_read_once_its_tokens_begin(
         await press_now(pilot, "enter")
         chat = app.query_one(ChatPane)
         await wait_until(lambda: chat.tokens_flowing)
+        # Until the app has read the first token it is still waiting for the model, and reads at
+        # the gauge rate: on a loaded machine that can be tens of milliseconds after it was sent.
+        seen = time.monotonic()
         await wait_until(lambda: "100% GPU" in widget_text(hardware), timeout=1)
         assert chat.streaming  # shown while the reply still streams
         await wait_until(lambda: not chat.streaming)
         [stream] = standin.streams
-        first, last = stream.token_times[0], stream.token_times[-1]
-        assert last - first > 1  # 30 gauge samples and more while tokens flowed
-        assert len([at for at in standin.ps_times if first <= at <= last]) <= 2
+        last = stream.token_times[-1]
+        assert last - seen > 1  # 20 gauge samples and more while tokens flowed
+        assert len([at for at in standin.ps_times if seen <= at <= last]) <= 2
 
 
 def test_the_hardware_pane_shows_temperature_power_and_the_runners_vram(
