@@ -176,7 +176,10 @@ def test_a_bad_ollama_host_does_not_crash_when_host_is_given() -> None:
     # The ollama package reads OLLAMA_HOST when imported and raises on a bad port; llmdeck was told
     # which host to use and must not fall over on the one it is not using.
     env = {**os.environ, "OLLAMA_HOST": "box:99999"}
-    script = "import os, llmdeck.ollama_api as api; print(api.ollama.__name__, os.environ['OLLAMA_HOST'])"
+    script = (
+        "import os, llmdeck.ollama_api as api; api.load_client_libraries();"
+        " print(api.ollama.__name__, os.environ['OLLAMA_HOST'])"
+    )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
     )

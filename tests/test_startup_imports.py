@@ -1,8 +1,9 @@
 """What importing the app loads, and what it leaves for later: start-up is timed to the model
 list on screen (target 0.6 s, bench/startup.py), and most of it is importing. Dialogs, the
-Markdown stack and the GGUF reader are imported where they are first used (the Markdown stack by
-a warm-up thread once the list shows), never at a module's top: this checks the modules the
-`llmdeck` command imports before `App.run`, not what the running app loads by then."""
+Markdown stack, the GGUF reader and the official client are imported where they are first used
+(the Markdown stack by a warm-up thread once the list shows, the client in a thread when the
+server is first asked), never at a module's top: this checks the modules the `llmdeck` command
+imports before `App.run`, not what the running app loads by then."""
 
 import subprocess
 import sys
@@ -23,6 +24,10 @@ LOADED_LATER = (
     "markdown_it",
     "pygments",
     "gguf",
+    # The official client and what it is built on: imported in a thread on first use.
+    "ollama",
+    "httpx",
+    "pydantic",
 )
 
 
@@ -33,7 +38,7 @@ def loaded_after(imports: str) -> set[str]:
     return set(done.stdout.split())
 
 
-def test_starting_the_tui_leaves_dialogs_and_the_markdown_stack_unloaded() -> None:
+def test_starting_the_tui_leaves_dialogs_markdown_and_the_client_unloaded() -> None:
     # What `llmdeck` imports before `App.run`: the CLI, the client's module and the app.
     loaded = loaded_after("import llmdeck.cli, llmdeck.ollama_api, llmdeck.ui.app")
     assert "llmdeck.ui.app" in loaded
