@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ from ollama_standin import OllamaStandIn
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import Input
+from werkzeug import Request, Response
 
 from llmdeck.hardware import HardwareSnapshot, StaticProbe
-from llmdeck.ollama_api import OllamaService
+from llmdeck.model_cache import model_cache_path, save_seen
+from llmdeck.ollama_api import InstalledModel, OllamaService
 from llmdeck.ui.app import OfflineBanner, create_app
 from llmdeck.ui.catalog_screen import CatalogScreen
 from llmdeck.ui.hardware_pane import HardwarePane
@@ -184,3 +187,31 @@ def test_catalog(snap_compare: Any, standin: OllamaStandIn, recorded_probe: Stat
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=browsing)
+
+
+def test_models_seen_last_time_while_the_server_has_not_answered(
+    snap_compare: Any, standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    seen_at = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)  # not today: shown as a date, in any time zone
+    gone = InstalledModel("mistral:7b", 4_113_301_824, "7.2B", "Q4_0", "llama", "f974a74358d6")
+    kept = InstalledModel("llama3.1:8b", 4_920_753_328, "8.0B", "Q4_K_M", "llama", "46e0c10c039e")
+    save_seen(model_cache_path(), standin.url, [gone, kept], now=seen_at)
+    answer = threading.Event()
+
+    def held(request: Request) -> Response:
+        answer.wait(10)
+        return standin._tags(request)
+
+    standin.server.expect_oneshot_request("/api/tags", method="GET").respond_with_handler(held)
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+
+    async def waiting(pilot: Pilot[Any]) -> None:
+        pilot.app.query_one("#prompt", Input).cursor_blink = False
+        await wait_until(lambda: "RTX 4090" in widget_text(pilot.app.query_one(HardwarePane)))
+        await wait_until(lambda: app.query_one(ModelsPane).row_count == 2)
+        await pilot.pause()
+
+    try:
+        assert snap_compare(app, terminal_size=SIZE, run_before=waiting)
+    finally:
+        answer.set()

@@ -44,6 +44,7 @@ from llmdeck.hardware import HardwareProbe, HardwareSnapshot
 from llmdeck.history import AsyncHistory, History, HistoryError, history_path
 from llmdeck.launcher import LaunchError, ServeLauncher, find_ollama
 from llmdeck.locality import is_local_host
+from llmdeck.model_cache import load_seen, model_cache_path, save_seen
 from llmdeck.offload_check import OffloadCheck
 from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable, RunningModel
 from llmdeck.recovery import SMALLEST_CONTEXT, step_down
@@ -144,6 +145,7 @@ class LlmdeckApp(ModelManagement):
         state_file: Path | None = None,
         is_local: Callable[[str], bool] = is_local_host,
         history_file: Path | None = None,
+        model_cache_file: Path | None = None,
     ) -> None:
         # no-color.org: NO_COLOR turns colour off when it is set and not empty; Textual, which
         # reads it while the app is built, also counts an empty one.
@@ -160,6 +162,7 @@ class LlmdeckApp(ModelManagement):
         self.settings = settings
         self.state_file = state_file if state_file is not None else state_path()
         self.state, self.state_problem = load_state(self.state_file)
+        self.model_cache_file = model_cache_file if model_cache_file is not None else model_cache_path()
         # Assumed local until the address is resolved (in a thread): most servers are.
         self.server_is_local = True
         self.hardware_is_recorded = False
@@ -278,7 +281,23 @@ class LlmdeckApp(ModelManagement):
         self._run_sampler()
         self._check_locality()
         self._open_history()
+        self._show_seen_models()
         self._connect()
+
+    def _show_seen_models(self) -> None:
+        """The list this server gave last time, shown until it answers (a small file read: the
+        first screen has it, where asking the server first loads the client, ~0.25 s)."""
+        seen = load_seen(self.model_cache_file, self.ollama.host)
+        if seen is not None and seen.models:
+            self.query_one(ModelsPane).show_seen(seen.models, seen.seen_at)
+
+    @work(thread=True, group="model-cache", exit_on_error=False)
+    def _remember_models(self, host: str, models: list[InstalledModel]) -> None:
+        try:
+            save_seen(self.model_cache_file, host, models)
+        except OSError as error:
+            # Only the next start's first screen is the poorer for it: say so in the log, not a notice.
+            self.log.warning(f"model list not cached in {self.model_cache_file}: {error}")
 
     async def on_unmount(self) -> None:
         self.sampling_stopped.set()
@@ -659,6 +678,7 @@ class LlmdeckApp(ModelManagement):
         names = {model.name for model in message.models}
         active = current if current in names else default_model(message.models)
         self.query_one(ModelsPane).show_models(message.models, active)
+        self._remember_models(self.ollama.host, message.models)
         chat.set_online(True)
         chat.set_installed(names)
         session = chat.session
@@ -947,12 +967,13 @@ def create_app(
     state_file: Path | None = None,
     is_local: Callable[[str], bool] = is_local_host,
     history_file: Path | None = None,
+    model_cache_file: Path | None = None,
 ) -> LlmdeckApp:
     """Build the app from its services; tests pass a loopback Ollama and a recorded probe.
 
     `state_file` defaults to llmdeck's state directory and `history_file` (the chats) to its data
     directory; `is_local` says whether an Ollama address is this machine (it resolves names, so it
-    runs in a thread).
+    runs in a thread); `model_cache_file` keeps each server's last model list (its cache folder).
     """
     return LlmdeckApp(
         ollama=ollama,
@@ -961,4 +982,5 @@ def create_app(
         state_file=state_file,
         is_local=is_local,
         history_file=history_file,
+        model_cache_file=model_cache_file,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -164,6 +165,8 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
         self._context_label = ""
         self._on_disk: set[str] | None = None
         self.active: str | None = None
+        # Set while the list shown is the one the server gave last time, not yet its answer.
+        self.seen_at: datetime | None = None
 
     def on_mount(self) -> None:
         for column in COLUMNS:
@@ -173,6 +176,13 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
     def show_models(self, models: list[InstalledModel], active: str | None) -> None:
         self._models = list(models)
         self.active = active
+        self.seen_at = None
+        self._render_rows()
+
+    def show_seen(self, models: list[InstalledModel], seen_at: datetime) -> None:
+        """The list the server gave when last seen, until it answers (no plans: they need it)."""
+        self._models = list(models)
+        self.seen_at = seen_at
         self._render_rows()
 
     def show_fits(self, fits: Mapping[str, FitRow], context_label: str) -> None:
@@ -191,6 +201,7 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
 
     def show_unavailable(self, reason: str) -> None:
         self._models = []
+        self.seen_at = None
         self.clear()
         self.border_subtitle = reason
 
@@ -294,7 +305,9 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
                 inert(model.family) or "?",
                 key=model.name,
             )
-        if self._models:
+        if self.seen_at is not None:
+            self.border_subtitle = f"as last seen {when(self.seen_at)} · asking Ollama…"
+        elif self._models:
             parts = [f"{len(self._models)} installed", f"sorted by {self._sort.label}"]
             if self._context_label:
                 parts.insert(1, self._context_label)
@@ -312,6 +325,13 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
             return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
         except CellDoesNotExist:  # the cursor can point past the rows while they are replaced
             return None
+
+
+def when(moment: datetime, now: datetime | None = None) -> str:
+    """A past moment as a user reads it: the local time today, else the date."""
+    local = moment.astimezone()
+    today = (now or datetime.now(local.tzinfo)).astimezone().date()
+    return local.strftime("%H:%M") if local.date() == today else local.strftime("%Y-%m-%d")
 
 
 def fit_cells(fit: FitRow | None, verdict_colours: dict[str, str]) -> tuple[Text, str, str | Text, str]:

@@ -1,0 +1,87 @@
+"""At start the model list the server gave last time shows at once, until the server answers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from helpers import fast_settings, free_port, wait_until
+from ollama_standin import OllamaStandIn
+from werkzeug import Request, Response
+
+from llmdeck.hardware import StaticProbe
+from llmdeck.model_cache import load_seen, model_cache_path, save_seen
+from llmdeck.ollama_api import InstalledModel, OllamaService
+from llmdeck.ui.app import OfflineBanner, create_app
+from llmdeck.ui.chat_pane import ChatPane
+from llmdeck.ui.models_pane import ModelsPane
+
+SIZE = (120, 40)
+GONE = InstalledModel("mistral:7b", 4_113_301_824, "7.2B", "Q4_0", "llama", "f974a74358d6")
+KEPT = InstalledModel("llama3.1:8b", 4_920_753_328, "8.0B", "Q4_K_M", "llama", "46e0c10c039e")
+SEEN_AT = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
+
+
+def saved_names(host: str) -> list[str]:
+    seen = load_seen(model_cache_path(), host)
+    return [model.name for model in seen.models] if seen is not None else []
+
+
+@contextmanager
+def tags_held(standin: OllamaStandIn) -> Iterator[threading.Event]:
+    """The server's next /api/tags waits until the event is set (a server slow to answer)."""
+    answer = threading.Event()
+
+    def held(request: Request) -> Response:
+        answer.wait(10)
+        return standin._tags(request)
+
+    standin.server.expect_oneshot_request("/api/tags", method="GET").respond_with_handler(held)
+    try:
+        yield answer
+    finally:
+        answer.set()
+
+
+async def test_the_list_seen_last_time_shows_until_the_server_answers_then_the_servers_own(
+    standin: OllamaStandIn, recorded_probe: StaticProbe
+) -> None:
+    save_seen(model_cache_path(), standin.url, [GONE, KEPT], now=SEEN_AT)
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+    with tags_held(standin) as answer:
+        async with app.run_test(size=SIZE):
+            models = app.query_one(ModelsPane)
+            await wait_until(lambda: models.row_count == 2)
+            assert models.sorted_names() == ["llama3.1:8b", "mistral:7b"]
+            assert models.border_subtitle == "as last seen 2025-01-02 · asking Ollama…"
+            assert models.fit_of("llama3.1:8b") is None  # no plan from a list the server has not given
+            assert not app.query_one(ChatPane).online
+
+            answer.set()
+            await wait_until(lambda: models.seen_at is None)
+            assert models.sorted_names() == [
+                "qwen2.5:14b",
+                "llama3.1:8b",
+                "gemma2:2b-instruct-q8_0",
+                "llama3.2:3b",
+            ]
+            assert str(models.border_subtitle).startswith("4 installed")
+            # And the next start shows this list.
+            await wait_until(lambda: sorted(saved_names(standin.url)) == sorted(models.sorted_names()))
+    seen = load_seen(model_cache_path(), standin.url)
+    assert seen is not None and seen.seen_at > SEEN_AT
+
+
+async def test_a_server_that_is_down_clears_the_list_seen_last_time(recorded_probe: StaticProbe) -> None:
+    host = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    save_seen(model_cache_path(), host, [GONE, KEPT], now=SEEN_AT)
+    app = create_app(OllamaService(host, connect_timeout_s=0.5), recorded_probe, fast_settings(host))
+    async with app.run_test(size=SIZE):
+        await wait_until(lambda: app.query_one(OfflineBanner).has_class("shown"))
+        models = app.query_one(ModelsPane)
+        assert models.row_count == 0
+        assert models.border_subtitle == "Ollama not reachable"
+    seen = load_seen(model_cache_path(), host)
+    assert seen is not None and seen.models == [GONE, KEPT]  # kept for when it is back
