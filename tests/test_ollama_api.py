@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from helpers import free_port
@@ -191,3 +195,24 @@ async def test_running_models_and_unloading(ollama: OllamaService, standin: Olla
     await ollama.unload("llama3.2:3b")
     assert await ollama.running() == []
     assert standin.chat_requests[-1]["keep_alive"] == 0 and standin.chat_requests[-1]["messages"] == []
+
+
+def test_a_client_that_cannot_be_set_up_is_an_ollama_error_not_a_crash(tmp_path: Path) -> None:
+    # The client is imported on first use (in a thread): a failure there must reach callers as
+    # every other Ollama failure does. A CA bundle that does not exist makes importing it fail.
+    # In a fresh interpreter: in this one the client was imported long ago.
+    script = (
+        "import asyncio, llmdeck.ollama_api as api\n"
+        "service = api.OllamaService('http://127.0.0.1:9')\n"
+        "for call in (service.version, service.list_models):\n"
+        "    try:\n"
+        "        asyncio.run(call())\n"
+        "    except api.ClientUnavailable as error:\n"
+        "        print(error)\n"
+    )
+    env = {**os.environ, "SSL_CERT_FILE": str(tmp_path / "missing-ca.pem")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith("cannot set up the Ollama client: FileNotFoundError") for line in lines)

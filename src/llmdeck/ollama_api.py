@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import ssl
+import threading
 from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -47,16 +48,22 @@ else:
     httpx = ollama = pydantic = None
 
 
+# One import at a time: two first uses at once (the connect watch and a dialog) would import the
+# same packages in two threads, and `_import_ollama` hides an environment variable meanwhile.
+_loading = threading.Lock()
+
+
 def load_client_libraries() -> None:
     """Import the official client and what it is built on (idempotent; blocking, ~0.25 s)."""
     global httpx, ollama, pydantic
-    if ollama is not None:
-        return
-    import httpx as http_library
-    import pydantic as validation_library
+    with _loading:
+        if ollama is not None:
+            return
+        import httpx as http_library
+        import pydantic as validation_library
 
-    httpx, pydantic = http_library, validation_library
-    ollama = _import_ollama()
+        httpx, pydantic = http_library, validation_library
+        ollama = _import_ollama()
 
 
 # Listing models or asking the version answers in milliseconds; waiting longer means trouble.
@@ -92,6 +99,10 @@ class OllamaResponseError(OllamaError):
         self.message = message = inert(message)
         where = f"HTTP {status_code}" if status_code > 0 else "during the reply"
         super().__init__(f"Ollama error ({where}): {message}")
+
+
+class ClientUnavailable(OllamaError):
+    """The official client could not be loaded or built here: no request was sent."""
 
 
 class StreamInterrupted(OllamaError):
@@ -176,16 +187,29 @@ class OllamaService:
         self.host = host
         self._connect_timeout_s = connect_timeout_s
         self._clients: tuple[ollama.AsyncClient, httpx.AsyncClient] | None = None
+        self._closed = False
 
     async def _connection(self) -> tuple[ollama.AsyncClient, httpx.AsyncClient]:
         """The official client, and httpx for the two calls it lacks; built on first use.
 
         The libraries are imported in a thread the first time: the screen keeps drawing meanwhile.
         """
-        if ollama is None:
-            await asyncio.to_thread(load_client_libraries)
-        if self._clients is None:
-            self._clients = self._build_clients()
+        if self._closed:
+            raise OllamaUnreachable(self.host, "llmdeck is closing")
+        try:
+            if ollama is None:
+                await asyncio.to_thread(load_client_libraries)
+            if self._clients is None:
+                self._clients = self._build_clients()
+        except Exception as error:
+            # A broken install or TLS setting (SSL_CERT_FILE naming a missing file makes importing
+            # ollama fail): every caller copes with an OllamaError, and this one says what it is.
+            raise ClientUnavailable(
+                f"cannot set up the Ollama client: {type(error).__name__}: {inert(_detail(error))}"
+            ) from error
+        if self._closed:  # closed while the libraries loaded: nothing may be left open
+            await self._close_clients()
+            raise OllamaUnreachable(self.host, "llmdeck is closing")
         return self._clients
 
     def _build_clients(self) -> tuple[ollama.AsyncClient, httpx.AsyncClient]:
@@ -204,9 +228,13 @@ class OllamaService:
         return client, http
 
     async def aclose(self) -> None:
+        self._closed = True
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
         if self._clients is None:
             return
-        client, http = self._clients
+        (client, http), self._clients = self._clients, None
         await client.close()  # type: ignore[no-untyped-call]
         await http.aclose()
 

@@ -46,7 +46,14 @@ from llmdeck.launcher import LaunchError, ServeLauncher, find_ollama
 from llmdeck.locality import is_local_host
 from llmdeck.model_cache import load_seen, model_cache_path, save_seen
 from llmdeck.offload_check import OffloadCheck
-from llmdeck.ollama_api import InstalledModel, OllamaError, OllamaService, OllamaUnreachable, RunningModel
+from llmdeck.ollama_api import (
+    ClientUnavailable,
+    InstalledModel,
+    OllamaError,
+    OllamaService,
+    OllamaUnreachable,
+    RunningModel,
+)
 from llmdeck.recovery import SMALLEST_CONTEXT, step_down
 from llmdeck.sanitize import inert
 from llmdeck.state import State, StateError, load_state, state_path, update_state
@@ -617,6 +624,8 @@ class LlmdeckApp(ModelManagement):
                 models = await self.ollama.list_models()
             except OllamaUnreachable as error:
                 self.post_message(ServerOffline(host, f"Cannot reach Ollama at {host}", error.detail))
+            except ClientUnavailable as error:
+                self.post_message(ServerOffline(host, "llmdeck cannot set up the Ollama client", str(error)))
             except OllamaError as error:
                 self.post_message(ServerOffline(host, f"Ollama at {host} answers with an error", str(error)))
             except Exception as error:  # a bug must not silently end the watch; report it instead
