@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,10 +189,21 @@ def test_catalog(snap_compare: Any, standin: OllamaStandIn, recorded_probe: Stat
     assert snap_compare(app, terminal_size=SIZE, run_before=browsing)
 
 
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time is UTC: a date on screen must not depend on the machine's time zone."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("utc")
 def test_models_seen_last_time_while_the_server_has_not_answered(
     snap_compare: Any, standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
-    seen_at = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)  # not today: shown as a date, in any time zone
+    seen_at = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)  # not today: shown as its date
     gone = InstalledModel("mistral:7b", 4_113_301_824, "7.2B", "Q4_0", "llama", "f974a74358d6")
     kept = InstalledModel("llama3.1:8b", 4_920_753_328, "8.0B", "Q4_K_M", "llama", "46e0c10c039e")
     save_seen(model_cache_path(), standin.url, [gone, kept], now=seen_at)

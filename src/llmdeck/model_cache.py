@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,14 @@ def load_seen(path: Path, host: str) -> SeenList | None:
 
 def save_seen(path: Path, host: str, models: list[InstalledModel], now: datetime | None = None) -> None:
     """Record `host`'s list, written atomically; raises OSError when it cannot be written."""
+    with _saving:  # two lists in quick succession (a pull, then a removal): the later one wins
+        _save(path, host, models, now)
+
+
+_saving = threading.Lock()
+
+
+def _save(path: Path, host: str, models: list[InstalledModel], now: datetime | None) -> None:
     hosts = _read(path)
     hosts.pop(host, None)
     hosts[host] = {
@@ -80,7 +89,7 @@ def save_seen(path: Path, host: str, models: list[InstalledModel], now: datetime
 def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     hosts = data.get("hosts") if isinstance(data, dict) and data.get("format") == FORMAT else None
     return hosts if isinstance(hosts, dict) else {}

@@ -74,6 +74,10 @@ COLUMNS: tuple[SortColumn, ...] = (
 SIZE_COLUMN = COLUMNS[5]
 
 
+# What the model list's keys do to the highlighted model (or the chat's).
+ACTIONS_ON_A_MODEL = frozenset({"cycle_context", "step_gpu", "unload", "load", "remove", "details"})
+
+
 class ModelsPane(DataTable[str | Text], SteadyScrollView):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "next_sort", "Sort", id="models.sort"),
@@ -167,6 +171,7 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
         self.active: str | None = None
         # Set while the list shown is the one the server gave last time, not yet its answer.
         self.seen_at: datetime | None = None
+        self._listed_by_server = False
 
     def on_mount(self) -> None:
         for column in COLUMNS:
@@ -177,12 +182,14 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
         self._models = list(models)
         self.active = active
         self.seen_at = None
+        self._listed_by_server = True
         self._render_rows()
 
     def show_seen(self, models: list[InstalledModel], seen_at: datetime) -> None:
         """The list the server gave when last seen, until it answers (no plans: they need it)."""
         self._models = list(models)
         self.seen_at = seen_at
+        self._listed_by_server = False
         self._render_rows()
 
     def show_fits(self, fits: Mapping[str, FitRow], context_label: str) -> None:
@@ -202,6 +209,7 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
     def show_unavailable(self, reason: str) -> None:
         self._models = []
         self.seen_at = None
+        self._listed_by_server = False
         self.clear()
         self.border_subtitle = reason
 
@@ -278,8 +286,16 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
         else:
             self.sort_by(key)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # A list seen last time may name models since removed: nothing is done to one until the
+        # server has answered (a second at most, unless it is down, which clears the list).
+        return not (self.seen_at is not None and action in ACTIONS_ON_A_MODEL)
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
+        if self.seen_at is not None:
+            self.notify("Ollama has not answered yet: this is the list it gave last time", timeout=3)
+            return
         name = str(event.row_key.value)
         self.set_active(name)
         self.post_message(self.ModelChosen(name))
@@ -314,6 +330,8 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
             if any(fit.calibration is not None for fit in self._fits.values()):
                 parts.append("* tok/s measured here")
             self.border_subtitle = " · ".join(parts)
+        elif self._listed_by_server:
+            self.border_subtitle = "none installed · p pulls one"
         target = highlighted or self.active
         if target is not None and target in self.sorted_names():
             self.move_cursor(row=self.get_row_index(target), animate=False)
