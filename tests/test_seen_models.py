@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from helpers import fast_settings, free_port, wait_until
+import pytest
+from helpers import fast_settings, free_port, wait_until, widget_text
 from ollama_standin import OllamaStandIn, start_standin
 from textual.app import App, ComposeResult
 from werkzeug import Request, Response
 
+from llmdeck import ollama_api
 from llmdeck.hardware import StaticProbe
 from llmdeck.model_cache import load_seen, model_cache_path, save_seen
 from llmdeck.ollama_api import InstalledModel, OllamaService
@@ -134,3 +136,22 @@ async def test_the_pane_drops_the_list_seen_last_time_when_the_server_is_found_d
         assert pane.border_subtitle == "Ollama not reachable"
         pane.show_fits({}, "")  # a later redraw (plans, the theme) keeps saying why it is empty
         assert pane.border_subtitle == "Ollama not reachable"
+
+
+async def test_a_client_that_cannot_be_set_up_is_named_in_the_banner(
+    standin: OllamaStandIn, recorded_probe: StaticProbe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In a fresh llmdeck, a CA bundle that does not exist makes importing the client fail
+    # (tests/test_ollama_api.py shows it for real); in this process the client is loaded, so the
+    # failure is injected where the import happens.
+    def broken_import() -> None:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(ollama_api, "ollama", None)
+    monkeypatch.setattr(ollama_api, "load_client_libraries", broken_import)
+    app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
+    async with app.run_test(size=SIZE):
+        banner = app.query_one(OfflineBanner)
+        await wait_until(lambda: "llmdeck cannot set up the Ollama client" in widget_text(banner))
+        assert "FileNotFoundError" in widget_text(banner)
+        assert app.is_running
