@@ -3,7 +3,7 @@
 Asking Ollama needs the official client, and importing it is half of llmdeck's start-up: the
 list a server gave last time is on screen before that, marked as such, and replaced by the
 server's own as soon as it answers. It is a cache (`models.json` in the user's cache folder):
-llmdeck's alone, rewritten whenever a server's list changes, ignored when unreadable.
+llmdeck's alone, rewritten each time a server's list is read anew, ignored when unreadable.
 """
 
 from __future__ import annotations
@@ -57,13 +57,15 @@ def load_seen(path: Path, host: str) -> SeenList | None:
     return SeenList(models, seen_at)
 
 
+# Two lists in quick succession (a pull, then a removal) are saved one after the other, so the
+# later one is what the file keeps.
+_saving = threading.Lock()
+
+
 def save_seen(path: Path, host: str, models: list[InstalledModel], now: datetime | None = None) -> None:
     """Record `host`'s list, written atomically; raises OSError when it cannot be written."""
-    with _saving:  # two lists in quick succession (a pull, then a removal): the later one wins
+    with _saving:
         _save(path, host, models, now)
-
-
-_saving = threading.Lock()
 
 
 def _save(path: Path, host: str, models: list[InstalledModel], now: datetime | None) -> None:
