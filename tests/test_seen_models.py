@@ -58,7 +58,7 @@ async def test_the_list_seen_last_time_shows_until_the_server_answers_then_the_s
             models = app.query_one(ModelsPane)
             await wait_until(lambda: models.row_count == 2)
             assert models.sorted_names() == ["llama3.1:8b", "mistral:7b"]
-            assert models.border_subtitle == f"as last seen {when(SEEN_AT)} · asking Ollama…"
+            assert models.border_subtitle == f"last seen {when(SEEN_AT)} · asking Ollama…"
             # Nothing is done to a model of that list until the server has answered.
             models.focus()
             await pilot.press("enter", "l", "x")

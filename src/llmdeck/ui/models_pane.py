@@ -322,7 +322,7 @@ class ModelsPane(DataTable[str | Text], SteadyScrollView):
                 key=model.name,
             )
         if self.seen_at is not None:
-            self.border_subtitle = f"as last seen {when(self.seen_at)} · asking Ollama…"
+            self.border_subtitle = f"last seen {when(self.seen_at)} · asking Ollama…"
         elif self._models:
             parts = [f"{len(self._models)} installed", f"sorted by {self._sort.label}"]
             if self._context_label:
