@@ -9,10 +9,7 @@ llmdeck's alone, rewritten each time a server's list is read anew, ignored when 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +18,7 @@ from typing import Any
 import platformdirs
 
 from llmdeck.ollama_api import InstalledModel
-from llmdeck.private_files import make_private_folders
+from llmdeck.private_files import write_private_json
 
 CACHE_FILE = "models.json"
 FORMAT = 1
@@ -76,16 +73,7 @@ def _save(path: Path, host: str, models: list[InstalledModel], now: datetime | N
         "models": [asdict(model) for model in models],
     }
     kept = dict(list(hosts.items())[-HOSTS_KEPT:])  # insertion order: the latest seen last
-    make_private_folders(path.parent)
-    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump({"format": FORMAT, "hosts": kept}, file)
-        os.replace(temp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_private_json(path, {"format": FORMAT, "hosts": kept})
 
 
 def _read(path: Path) -> dict[str, Any]:

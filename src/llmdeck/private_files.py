@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from contextlib import suppress
 from pathlib import Path
 
@@ -19,3 +22,19 @@ def make_private_folders(folder: Path) -> None:
     for created in reversed(missing):
         with suppress(FileExistsError):  # another llmdeck made it just now
             created.mkdir(mode=0o700)
+
+
+def write_private_json(path: Path, data: object) -> None:
+    """Replace `path` with `data` as JSON, atomically (a reader sees the old file or the new one),
+    readable by the user only; its folders are made private. Raises OSError."""
+    make_private_folders(path.parent)
+    # mkstemp creates the file with mode 0o600.
+    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(data, file)
+        os.replace(temp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temp)
+        raise
