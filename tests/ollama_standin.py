@@ -280,6 +280,7 @@ class OllamaStandIn:
         self.max_gpu_layers: dict[str, int] = {}
         self.streams: list[StreamRecord] = []
         self.ps_times: list[float] = []  # time.monotonic() of each /api/ps request
+        self.show_requests: list[dict[str, Any]] = []
         # What a pull may install beyond the catalog's models, by name.
         self.library: dict[str, StandInModel] = {}
         self.pulls: deque[Pull] = deque()
@@ -328,6 +329,7 @@ class OllamaStandIn:
 
     def _show(self, request: Request) -> Response:
         body = _body(request) or {}
+        self.show_requests.append(body)
         name = body.get("model") or body.get("name") or ""
         model = self.models.get(name)
         if model is None:

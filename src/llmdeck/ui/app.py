@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar, cast
@@ -44,7 +45,7 @@ from llmdeck.hardware import HardwareProbe, HardwareSnapshot
 from llmdeck.history import AsyncHistory, History, HistoryError, history_path
 from llmdeck.launcher import LaunchError, ServeLauncher, find_ollama
 from llmdeck.locality import is_local_host
-from llmdeck.model_cache import load_seen, model_cache_path, save_seen
+from llmdeck.model_cache import CACHE_FILE, load_seen, model_cache_path, save_seen
 from llmdeck.offload_check import OffloadCheck
 from llmdeck.ollama_api import (
     ClientUnavailable,
@@ -56,6 +57,7 @@ from llmdeck.ollama_api import (
 )
 from llmdeck.recovery import SMALLEST_CONTEXT, step_down
 from llmdeck.sanitize import inert
+from llmdeck.spec_cache import SPEC_CACHE_FILE, load_specs, save_specs, spec_cache_path
 from llmdeck.state import State, StateError, load_state, state_path, update_state
 from llmdeck.store import blob_paths_from_modelfile
 from llmdeck.store.report import inspect_store
@@ -152,7 +154,7 @@ class LlmdeckApp(ModelManagement):
         state_file: Path | None = None,
         is_local: Callable[[str], bool] = is_local_host,
         history_file: Path | None = None,
-        model_cache_file: Path | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         # no-color.org: NO_COLOR turns colour off when it is set and not empty; Textual, which
         # reads it while the app is built, also counts an empty one.
@@ -169,7 +171,8 @@ class LlmdeckApp(ModelManagement):
         self.settings = settings
         self.state_file = state_file if state_file is not None else state_path()
         self.state, self.state_problem = load_state(self.state_file)
-        self.model_cache_file = model_cache_file if model_cache_file is not None else model_cache_path()
+        self.model_cache_file = cache_dir / CACHE_FILE if cache_dir is not None else model_cache_path()
+        self.spec_cache_file = cache_dir / SPEC_CACHE_FILE if cache_dir is not None else spec_cache_path()
         # Assumed local until the address is resolved (in a thread): most servers are.
         self.server_is_local = True
         self.hardware_is_recorded = False
@@ -716,21 +719,34 @@ class LlmdeckApp(ModelManagement):
         failures: dict[str, str] = {}
         blob_paths: dict[str, list[Path]] = {}
         installed = {model.name: model.size_bytes for model in self.models}
+        digests = {model.name: model.digest for model in self.models if model.digest}
+        known = await asyncio.to_thread(load_specs, self.spec_cache_file)
+        read: dict[str, ModelSpec] = {}
         for name in names:
+            cached = known.get(digests.get(name, ""))
             try:
-                show = await self.ollama.show(name)
+                # Read before, by digest: only the modelfile is asked for (where the files are),
+                # not the tensor table with the vocabulary (megabytes per model).
+                show = await self.ollama.show(name, verbose=cached is None)
                 modelfile = str(show.get("modelfile", ""))
                 blob_paths[name] = blob_paths_from_modelfile(modelfile)
-                spec = spec_from_show(name, show)
+                spec = replace(cached, name=name) if cached is not None else spec_from_show(name, show)
             except (OllamaError, FactsError) as error:
                 failures[name] = str(error)
                 continue
+            if cached is None and name in digests:
+                read[digests[name]] = spec  # without a projector: its files are measured each time
             projectors = projector_paths(modelfile)
             if projectors:
                 projector = await asyncio.to_thread(measure_projector, spec, projectors, installed.get(name))
                 spec = with_projector(spec, projector)
             specs[name] = spec
         self.post_message(SpecsLoaded(specs, failures, blob_paths))
+        if read:
+            try:
+                await asyncio.to_thread(save_specs, self.spec_cache_file, read)
+            except OSError as error:
+                self.log.warning(f"model facts not cached in {self.spec_cache_file}: {error}")
 
     @work(thread=True, exclusive=True, group="store", exit_on_error=False)
     def _inspect_store(self, blob_paths: list[Path], served: list[str] | None) -> None:
@@ -976,13 +992,14 @@ def create_app(
     state_file: Path | None = None,
     is_local: Callable[[str], bool] = is_local_host,
     history_file: Path | None = None,
-    model_cache_file: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> LlmdeckApp:
     """Build the app from its services; tests pass a loopback Ollama and a recorded probe.
 
     `state_file` defaults to llmdeck's state directory and `history_file` (the chats) to its data
     directory; `is_local` says whether an Ollama address is this machine (it resolves names, so it
-    runs in a thread); `model_cache_file` keeps each server's last model list (its cache folder).
+    runs in a thread); `cache_dir` (llmdeck's cache folder) keeps each server's last model list
+    and what was read of each model.
     """
     return LlmdeckApp(
         ollama=ollama,
@@ -991,5 +1008,5 @@ def create_app(
         state_file=state_file,
         is_local=is_local,
         history_file=history_file,
-        model_cache_file=model_cache_file,
+        cache_dir=cache_dir,
     )
