@@ -1,17 +1,20 @@
-"""What the planner read of each model, kept between runs by the model's digest.
+"""What the planner read of each model, kept between runs by the files it was read from.
 
 The planner's facts come from `/api/show` with `verbose`, which carries the whole vocabulary
 too: megabytes of JSON per model, fetched and parsed at every start before the first plan
-showed. A digest names a model's files exactly, so what was read of it once stays true; it is
-kept in `specs.json` in llmdeck's cache folder with the version of llmdeck that read it (another
-version may read the facts otherwise, and reads them again). A cache: ignored when unusable.
+showed. A blob's name is the hash of its content, so what one server version read of the same
+blobs stays true; it is kept in `specs.json` in llmdeck's cache folder under those names and
+that version, with a fingerprint of the code that read it (changed code reads them again). A
+cache: ignored when unusable.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, get_args
@@ -19,6 +22,8 @@ from typing import Any, get_args
 import platformdirs
 
 from llmdeck import __version__
+from llmdeck.fit import facts, quant, synth
+from llmdeck.fit import spec as spec_module
 from llmdeck.fit.spec import ModelSpec, SpecSource
 from llmdeck.private_files import write_private_json
 
@@ -26,14 +31,33 @@ SPEC_CACHE_FILE = "specs.json"
 FORMAT = 1
 # Models remembered (a few kB each); the ones read longest ago are dropped first.
 SPECS_KEPT = 256
+# A file larger than this is not llmdeck's: not read at all.
+MAX_FILE_BYTES = 16 * 2**20
 
 
 def spec_cache_path() -> Path:
     return platformdirs.user_cache_path("llmdeck") / SPEC_CACHE_FILE
 
 
+def facts_key(blobs: Sequence[Path], server_version: str) -> str | None:
+    """What a model's facts are kept under: the blobs its modelfile names (content hashes) and
+    the server that described them (another version may describe the same files otherwise)."""
+    names = [blob.name for blob in blobs if blob.name.startswith("sha256-")]
+    return f"{'+'.join(names)}@{server_version}" if names else None
+
+
+@functools.cache
+def reader_fingerprint() -> str:
+    """llmdeck's version and the code that turns a show answer into a spec: a change to either
+    reads every model again (the version alone stays the same between development builds)."""
+    digest = hashlib.sha256(f"{FORMAT}/{__version__}".encode())
+    for module in (facts, quant, spec_module, synth):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 # How each field of ModelSpec is checked, by its annotation: the file is read back into the planner.
@@ -51,31 +75,35 @@ _saving = threading.Lock()
 
 
 def load_specs(path: Path) -> dict[str, ModelSpec]:
-    """The specs kept at `path`, by digest; none when the file is unusable or another llmdeck's."""
+    """The specs kept at `path`, by `facts_key`; none when the file is unusable or was written by
+    other code."""
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return {}
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("llmdeck") != __version__:
+    written_by = (data.get("format"), data.get("reader")) if isinstance(data, dict) else None
+    if written_by != (FORMAT, reader_fingerprint()):
         return {}
     entries = data.get("specs")
     if not isinstance(entries, dict):
         return {}
     specs: dict[str, ModelSpec] = {}
-    for digest, item in entries.items():
+    for key, item in entries.items():
         spec = _spec(item)
         if spec is not None:
-            specs[digest] = spec
+            specs[key] = spec
     return specs
 
 
 def save_specs(path: Path, specs: Mapping[str, ModelSpec]) -> None:
-    """Add `specs` (by digest) to those kept at `path`, written atomically; raises OSError."""
+    """Add `specs` (by `facts_key`) to those kept at `path`, written atomically; raises OSError."""
     with _saving:
-        kept = {digest: asdict(spec) for digest, spec in load_specs(path).items() if digest not in specs}
-        kept.update((digest, asdict(spec)) for digest, spec in specs.items())
+        kept = {key: asdict(spec) for key, spec in load_specs(path).items() if key not in specs}
+        kept.update((key, asdict(spec)) for key, spec in specs.items())
         latest = dict(list(kept.items())[-SPECS_KEPT:])  # insertion order: the latest read last
-        write_private_json(path, {"format": FORMAT, "llmdeck": __version__, "specs": latest})
+        write_private_json(path, {"format": FORMAT, "reader": reader_fingerprint(), "specs": latest})
 
 
 def _spec(item: Any) -> ModelSpec | None:
@@ -86,6 +114,8 @@ def _spec(item: Any) -> ModelSpec | None:
     values: dict[str, Any] = {
         name: tuple(value) if isinstance(value, list) else value for name, value in item.items()
     }
+    if len(values["expert_layer_bytes"]) not in (0, values["block_count"]):
+        return None  # the planner indexes it by layer
     try:
         return ModelSpec(**values)
     except ValueError:  # lists of the wrong length for the block count

@@ -57,7 +57,7 @@ from llmdeck.ollama_api import (
 )
 from llmdeck.recovery import SMALLEST_CONTEXT, step_down
 from llmdeck.sanitize import inert
-from llmdeck.spec_cache import SPEC_CACHE_FILE, load_specs, save_specs, spec_cache_path
+from llmdeck.spec_cache import SPEC_CACHE_FILE, facts_key, load_specs, save_specs, spec_cache_path
 from llmdeck.state import State, StateError, load_state, state_path, update_state
 from llmdeck.store import blob_paths_from_modelfile
 from llmdeck.store.report import inspect_store
@@ -684,6 +684,10 @@ class LlmdeckApp(ModelManagement):
         self.server_version = message.version
         self.refresh_bindings()
         self.sub_title = f"v{__version__} · Ollama {message.version}"
+        was = {model.name: model.digest for model in self.models}
+        for model in message.models:
+            if was.get(model.name, model.digest) != model.digest:
+                self.specs.pop(model.name, None)  # pulled again: other files, read them again
         self.models = message.models
         chat = self.query_one(ChatPane)
         current = chat.session.model if chat.session else None
@@ -719,23 +723,29 @@ class LlmdeckApp(ModelManagement):
         failures: dict[str, str] = {}
         blob_paths: dict[str, list[Path]] = {}
         installed = {model.name: model.size_bytes for model in self.models}
-        digests = {model.name: model.digest for model in self.models if model.digest}
         known = await asyncio.to_thread(load_specs, self.spec_cache_file)
+        server_version = self.server_version or ""
         read: dict[str, ModelSpec] = {}
         for name in names:
-            cached = known.get(digests.get(name, ""))
             try:
-                # Read before, by digest: only the modelfile is asked for (where the files are),
-                # not the tensor table with the vocabulary (megabytes per model).
-                show = await self.ollama.show(name, verbose=cached is None)
+                # First without `verbose`: the modelfile names the model's files (a few hundred
+                # bytes), and what was read of those files before is kept. The verbose answer
+                # carries the vocabulary as well, megabytes per model.
+                show = await self.ollama.show(name, verbose=False)
+                key = facts_key(blob_paths_from_modelfile(str(show.get("modelfile", ""))), server_version)
+                cached = known.get(key) if key is not None else None
+                if cached is None:
+                    show = await self.ollama.show(name)
+                    # Keyed by this answer's own files: the model may have been pulled again since.
+                    key = facts_key(blob_paths_from_modelfile(str(show.get("modelfile", ""))), server_version)
                 modelfile = str(show.get("modelfile", ""))
                 blob_paths[name] = blob_paths_from_modelfile(modelfile)
                 spec = replace(cached, name=name) if cached is not None else spec_from_show(name, show)
             except (OllamaError, FactsError) as error:
                 failures[name] = str(error)
                 continue
-            if cached is None and name in digests:
-                read[digests[name]] = spec  # without a projector: its files are measured each time
+            if cached is None and key is not None:
+                read[key] = spec  # without a projector: its files are measured each time
             projectors = projector_paths(modelfile)
             if projectors:
                 projector = await asyncio.to_thread(measure_projector, spec, projectors, installed.get(name))
