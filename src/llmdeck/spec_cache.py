@@ -52,7 +52,10 @@ def reader_fingerprint() -> str:
     reads every model again (the version alone stays the same between development builds)."""
     digest = hashlib.sha256(f"{FORMAT}/{__version__}".encode())
     for module in (facts, quant, spec_module, synth):
-        digest.update(Path(str(module.__file__)).read_bytes())
+        try:
+            digest.update(Path(str(module.__file__)).read_bytes())
+        except OSError:  # no source beside the code (a frozen build): the version has to do
+            digest.update(module.__name__.encode())
     return digest.hexdigest()[:16]
 
 
