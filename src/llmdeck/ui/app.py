@@ -732,13 +732,14 @@ class LlmdeckApp(ModelManagement):
                 # bytes), and what was read of those files before is kept. The verbose answer
                 # carries the vocabulary as well, megabytes per model.
                 show = await self.ollama.show(name, verbose=False)
-                key = facts_key(blob_paths_from_modelfile(str(show.get("modelfile", ""))), server_version)
+                modelfile = str(show.get("modelfile", ""))
+                key = facts_key(blob_paths_from_modelfile(modelfile), server_version)
                 cached = known.get(key) if key is not None else None
                 if cached is None:
                     show = await self.ollama.show(name)
                     # Keyed by this answer's own files: the model may have been pulled again since.
-                    key = facts_key(blob_paths_from_modelfile(str(show.get("modelfile", ""))), server_version)
-                modelfile = str(show.get("modelfile", ""))
+                    modelfile = str(show.get("modelfile", ""))
+                    key = facts_key(blob_paths_from_modelfile(modelfile), server_version)
                 blob_paths[name] = blob_paths_from_modelfile(modelfile)
                 spec = replace(cached, name=name) if cached is not None else spec_from_show(name, show)
             except (OllamaError, FactsError) as error:
