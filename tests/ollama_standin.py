@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -304,6 +305,21 @@ class OllamaStandIn:
         return f"http://{self.server.host}:{self.server.port}"
 
     # Endpoints
+
+    @contextmanager
+    def tags_held(self) -> Iterator[threading.Event]:
+        """The next /api/tags waits until the event is set (a server slow to answer), at most 10 s."""
+        answer = threading.Event()
+
+        def held(request: Request) -> Response:
+            answer.wait(10)
+            return self._tags(request)
+
+        self.server.expect_oneshot_request("/api/tags", method="GET").respond_with_handler(held)
+        try:
+            yield answer
+        finally:
+            answer.set()
 
     def _version(self, request: Request) -> Response:
         return _json({"version": self.version})

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
 from helpers import fast_settings, free_port, wait_until, widget_text
 from ollama_standin import OllamaStandIn, start_standin
 from textual.app import App, ComposeResult
-from werkzeug import Request, Response
 
 from llmdeck import ollama_api
 from llmdeck.hardware import StaticProbe
@@ -32,28 +28,12 @@ def saved_names(host: str) -> list[str]:
     return [model.name for model in seen.models] if seen is not None else []
 
 
-@contextmanager
-def tags_held(standin: OllamaStandIn) -> Iterator[threading.Event]:
-    """The server's next /api/tags waits until the event is set (a server slow to answer)."""
-    answer = threading.Event()
-
-    def held(request: Request) -> Response:
-        answer.wait(10)
-        return standin._tags(request)
-
-    standin.server.expect_oneshot_request("/api/tags", method="GET").respond_with_handler(held)
-    try:
-        yield answer
-    finally:
-        answer.set()
-
-
 async def test_the_list_seen_last_time_shows_until_the_server_answers_then_the_servers_own(
     standin: OllamaStandIn, recorded_probe: StaticProbe
 ) -> None:
     save_seen(model_cache_path(), standin.url, [GONE, KEPT], now=SEEN_AT)
     app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
-    with tags_held(standin) as answer:
+    with standin.tags_held() as answer:
         async with app.run_test(size=SIZE) as pilot:
             models = app.query_one(ModelsPane)
             await wait_until(lambda: models.row_count == 2)

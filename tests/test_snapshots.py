@@ -16,7 +16,6 @@ from ollama_standin import OllamaStandIn
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import Input
-from werkzeug import Request, Response
 
 from llmdeck.hardware import HardwareSnapshot, StaticProbe
 from llmdeck.model_cache import model_cache_path, save_seen
@@ -207,13 +206,6 @@ def test_models_seen_last_time_while_the_server_has_not_answered(
     gone = InstalledModel("mistral:7b", 4_113_301_824, "7.2B", "Q4_0", "llama", "f974a74358d6")
     kept = InstalledModel("llama3.1:8b", 4_920_753_328, "8.0B", "Q4_K_M", "llama", "46e0c10c039e")
     save_seen(model_cache_path(), standin.url, [gone, kept], now=seen_at)
-    answer = threading.Event()
-
-    def held(request: Request) -> Response:
-        answer.wait(10)
-        return standin._tags(request)
-
-    standin.server.expect_oneshot_request("/api/tags", method="GET").respond_with_handler(held)
     app = create_app(OllamaService(standin.url), recorded_probe, fast_settings(standin.url))
 
     async def waiting(pilot: Pilot[Any]) -> None:
@@ -222,7 +214,5 @@ def test_models_seen_last_time_while_the_server_has_not_answered(
         await wait_until(lambda: app.query_one(ModelsPane).row_count == 2)
         await pilot.pause()
 
-    try:
+    with standin.tags_held():
         assert snap_compare(app, terminal_size=SIZE, run_before=waiting)
-    finally:
-        answer.set()
