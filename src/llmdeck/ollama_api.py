@@ -216,14 +216,20 @@ class OllamaService:
         # Read timeout stays open: loading a large model before the first token can take minutes.
         connect = self._connect_timeout_s
         timeout = httpx.Timeout(connect=connect, read=None, write=30.0, pool=connect)
-        client = ollama.AsyncClient(host=self.host, timeout=timeout, verify=_tls_context())
+        from llmdeck.http_backend import plain_http_transport
+
+        # The reply's stream: a read per token (see http_backend). The other client's answers
+        # come whole, so it keeps httpx's defaults.
+        tls = _tls_context()
+        transport = plain_http_transport(self.host, tls)
+        client = ollama.AsyncClient(host=self.host, timeout=timeout, verify=tls, transport=transport)
         # ollama-python has no call for /api/version nor a verbose /api/show; these go through
         # httpx directly, set up as ollama-python sets up its own client.
         headers = {"Accept": "application/json"}
         if api_key := os.environ.get("OLLAMA_API_KEY"):
             headers["Authorization"] = f"Bearer {api_key}"
         http = httpx.AsyncClient(
-            base_url=self.host, timeout=timeout, follow_redirects=True, headers=headers, verify=_tls_context()
+            base_url=self.host, timeout=timeout, follow_redirects=True, headers=headers, verify=tls
         )
         return client, http
 
