@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from helpers import fast_settings, press_now, type_text, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -264,3 +265,26 @@ def test_code_is_drawn_exactly_as_riches_own_markdown_draws_it() -> None:
             for line in riches
             if any(segment.text.strip() or (segment.style and segment.style.bgcolor) for segment in line)
         ]
+
+
+def test_a_fence_whose_language_arrives_letter_by_letter_looks_up_only_the_whole_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first name Pygments does not know ("p", "py"…) made it search every installed plugin
+    # (31 ms here): a frame late while the first fence of a reply streamed.
+    names: list[str] = []
+    lookup = markdown_blocks._lexer
+
+    def recorded(name: str) -> object:
+        names.append(name)
+        return lookup(name)
+
+    monkeypatch.setattr(markdown_blocks, "_lexer", recorded)
+    text = "```python\nx = 1\n```\n"
+    for end in range(1, len(text) + 1):
+        cutter = BlockCutter()
+        cutter.feed(text[:end])
+        for block in [*cutter.take_finished(), cutter.open_block()]:
+            markdown_blocks.render_block(block, markdown_blocks.render_console(40), 40)
+    assert set(names) == {"python"}
+    assert plain(render_all("```python\n```\n", 40)) == plain(render_all("```\n```\n", 40))
