@@ -186,20 +186,95 @@ async def test_room_kept_while_streaming_is_given_back_when_the_reply_ends() -> 
 
 
 async def test_an_open_block_too_long_to_restyle_shows_plain_then_styled_when_finished() -> None:
-    code = "".join(f"line_{number} = {number} * 2\n" for number in range(400))
+    items = "".join(f"- item {number} with **strong** words\n" for number in range(150))
     app = OneReply()
     async with app.run_test(size=(90, 30)) as pilot:
         view = app.query_one(ReplyView)
-        view.append("```python\n" + code)
+        view.append(items)
         await pilot.pause(FRAME_S * 3)
-        assert len(code) > markdown_blocks.OPEN_BLOCK_STYLED_LIMIT
+        assert len(items) > markdown_blocks.OPEN_BLOCK_STYLED_LIMIT
         shown = texts(view)
-        assert shown[0] == "```python" and shown[-1].rstrip() == "line_399 = 399 * 2"
-        view.append("```\n")
+        assert (
+            shown[0] == "- item 0 with **strong** words"
+            and shown[-1].rstrip() == "- item 149 with **strong** words"
+        )
         view.finish()
         await pilot.pause()
         assert texts(view) == reference(view.source, view.content_size.width)
-        assert all("```" not in line for line in texts(view))
+        assert all("**" not in line for line in texts(view))
+
+
+async def test_a_long_code_fence_stays_highlighted_while_it_streams_and_ends_exact() -> None:
+    code = "".join(f"line_{number} = {number} * 2  # doubled\n" for number in range(400))
+    app = OneReply()
+    async with app.run_test(size=(90, 30)) as pilot:
+        view = app.query_one(ReplyView)
+        view.append("```python\n" + code[:-10])
+        await pilot.pause(FRAME_S * 3)
+        assert len(code) > markdown_blocks.OPEN_BLOCK_STYLED_LIMIT
+        shown = texts(view)
+        # Drawn as code (no fence marks), the last line still being written included, coloured.
+        assert all("```" not in line for line in shown)
+        assert shown[-2].strip().startswith("line_399 = 399")
+        assert len({segment.style for segment in view.lines()[-2] if segment.text.strip()}) > 1
+        view.append(code[-10:] + "```\n")
+        view.finish()
+        await pilot.pause()
+        assert texts(view) == reference(view.source, view.content_size.width)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=120), min_size=1, max_size=60), st.sampled_from([30, 57, 80])
+)
+def test_an_open_fence_drawn_line_by_line_matches_the_fence_rendered_whole(
+    steps: list[int], width: int
+) -> None:
+    # Code with no string or comment over several lines: the context before new lines is enough
+    # for the lexer to colour them as in the whole fence.
+    code = "".join(
+        f"{'    ' * (number % 3)}value_{number} = compute({number}, 'label {number}')  # step {number}\n"
+        if number % 5
+        else "\n"
+        for number in range(45)
+    )
+    console = markdown_blocks.render_console(width)
+    fence: markdown_blocks.OpenFence | None = None
+    end = 0
+    for step in steps:
+        end = min(len(code), end + step)
+        block = BlockCutter(_open="```python\n" + code[:end]).open_block()
+        found = markdown_blocks.open_fence(block)
+        assert found is not None
+        language, body = found
+        fence = fence or markdown_blocks.OpenFence(language, width)
+        rows = fence.draw(body, console)
+        if rows is None:
+            assert body.count("\n") <= markdown_blocks.FENCE_WHOLE_LINES or not body.strip()
+            continue
+        assert rows == markdown_blocks.render_block(block, console, width)
+
+
+def test_drawing_an_open_fence_highlights_a_bounded_number_of_lines_whatever_its_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    highlighted: list[int] = []
+    original = markdown_blocks.Syntax.highlight
+
+    def counted(self: markdown_blocks.Syntax, code: str, line_range: object = None) -> object:
+        highlighted.append(code.count("\n") + 1)
+        return original(self, code, line_range)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(markdown_blocks.Syntax, "highlight", counted)
+    code = "".join(f"x_{number} = {number}\n" for number in range(600))
+    console = markdown_blocks.render_console(60)
+    fence = markdown_blocks.OpenFence("python", 60)
+    fence.draw(code[:200], console)  # the first draw takes every line so far, once
+    highlighted.clear()
+    for end in range(207, len(code), 7):  # then a frame every 7 characters
+        fence.draw(code[:end], console)
+    assert len(highlighted) > 500
+    assert max(highlighted) <= markdown_blocks.FENCE_CONTEXT_LINES + 2
 
 
 async def test_streaming_redraws_at_a_bounded_frame_rate_with_one_widget_per_reply(

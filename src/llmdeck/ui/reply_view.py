@@ -23,7 +23,7 @@ from llmdeck.ui.laid_out_once import LaidOutOnce
 # markdown-it, Rich's Markdown and Pygments are not loaded at start-up: the app warms them up in a
 # thread once the model list shows (markdown_blocks.warm_up), or the first reply loads them.
 if TYPE_CHECKING:
-    from llmdeck.ui.markdown_blocks import Block, Line
+    from llmdeck.ui.markdown_blocks import Block, Line, OpenFence
 
 # Fifteen frames a second: a token is on screen within 67 ms of arriving, plus one frame's work (the
 # target is 100 ms); each frame costs a repaint of the lines that changed, so fewer is lighter.
@@ -73,6 +73,7 @@ class ReplyView(LaidOutOnce):
         self._rendered_blocks = 0
         self._open_lines: list[Strip] = []
         self._plain_cache: tuple[int, list[Strip]] = (0, [])  # (source lines done, their lines)
+        self._fence: OpenFence | None = None  # the open block's rows, when it is a long code fence
         self._width = 0
         self._references_known = 0
         self._complete = False
@@ -272,11 +273,28 @@ class ReplyView(LaidOutOnce):
         self._finished_lines.extend(Strip(line) for line in lines)
 
     def _render_open(self, console: Console, width: int) -> list[Strip]:
-        from llmdeck.ui.markdown_blocks import OPEN_BLOCK_STYLED_LIMIT, render_block, render_plain
+        from llmdeck.ui.markdown_blocks import (
+            OPEN_BLOCK_STYLED_LIMIT,
+            OpenFence,
+            open_fence,
+            render_block,
+            render_plain,
+        )
 
         source = self._cutter.open_source
         if not source.strip():
             return []
+        if not self._complete and (fence := open_fence(self._cutter.open_block())) is not None:
+            # A fence streams line by line: only its new lines are highlighted.
+            language, code = fence
+            if self._fence is None or (self._fence.language, self._fence.width) != (language, width):
+                self._fence = OpenFence(language, width)
+            rows = self._fence.draw(code, console)
+            if rows is None:
+                self._fence = OpenFence(language, width)
+                rows = self._fence.draw(code, console)
+            if rows is not None:
+                return [Strip(line) for line in rows]
         if self._complete or len(source) <= OPEN_BLOCK_STYLED_LIMIT:
             self._plain_cache = (0, [])
             return [Strip(line) for line in render_block(self._cutter.open_block(), console, width)]
