@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import select
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -14,7 +18,7 @@ from helpers import free_port, wait_until
 from ollama_standin import DEFAULT_REPLY, OllamaStandIn, Reply
 
 from llmdeck.http_backend import AsyncioBackend, PlainHttpTransport, plain_http_transport
-from llmdeck.ollama_api import OllamaService, OllamaUnreachable
+from llmdeck.ollama_api import OllamaService, OllamaUnreachable, StreamInterrupted
 
 QUESTION = [{"role": "user", "content": "Tell me about llamas"}]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -173,3 +177,62 @@ async def test_with_a_proxy_in_the_environment_the_client_is_the_official_one(
         await service.aclose()
     await wait_until(lambda: bool(proxied))
     assert proxied[0].startswith(f"GET {standin.url}/api/tags ".encode())
+
+
+async def test_what_arrived_before_the_connection_was_reset_is_read_before_the_failure() -> None:
+    # A server or proxy aborting mid-reply while llmdeck was busy: the tokens it had sent are
+    # shown, then the failure (asyncio's StreamReader raised first and dropped them).
+    line = b'{"model":"m","message":{"role":"assistant","content":"word "},"done":false}\n'
+
+    async def five_tokens_then_reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        writer.write(b"%x\r\n%s\r\n" % (len(line), line))
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the client has read the first token and is busy
+        for _ in range(4):
+            writer.write(b"%x\r\n%s\r\n" % (len(line), line))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        writer.transport.abort()  # a reset, not an orderly end
+
+    received: list[str] = []
+    async with tcp_server(five_tokens_then_reset) as port:
+        service = OllamaService(f"http://127.0.0.1:{port}")
+        stream = service.chat("m", QUESTION)
+        first = await anext(stream)
+        await asyncio.sleep(0.3)  # busy drawing: the rest and the reset arrive meanwhile
+        with pytest.raises(StreamInterrupted):
+            async for chunk in stream:
+                received.append(chunk.content)
+        await service.aclose()
+    assert [first.content, *received] == ["word "] * 5
+
+
+async def test_without_poll_a_kept_alive_connection_is_checked_with_select_and_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Windows has no select.poll: before reusing a connection, readiness is asked with select.
+    monkeypatch.delattr(select, "poll")
+    connections = 0
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await read_request(reader)
+                writer.write(ok(b'{"version":"0.12.10"}'))
+                await writer.drain()
+
+    async with tcp_server(keep_alive) as port:
+        transport = PlainHttpTransport(ssl.create_default_context())
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://127.0.0.1:{port}") as client:
+            answers = [(await client.get("/api/version")).json() for _ in range(3)]
+    assert answers == [{"version": "0.12.10"}] * 3
+    assert connections == 1

@@ -206,9 +206,11 @@ FENCE_WHOLE_LINES = 8
 # Lines of code before the new ones that are highlighted with them, so that a line is coloured as
 # it is in the whole fence (a lexer reads it in context). A multi-line string or comment longer
 # than this may be coloured otherwise until the fence ends; the finished fence is drawn whole.
-# Complete lines are highlighted once, with more context; the line still being written is
-# highlighted every frame, with less (it is drawn again once complete).
 FENCE_CONTEXT_LINES = 8
+# The last complete lines are drawn again each frame with the line being written (after fewer
+# lines of context), and kept only once this many lines follow them: some lexers colour a line
+# by the next (a C function's name once its "{" comes, a shell heredoc).
+FENCE_UNSETTLED_LINES = 2
 FENCE_TAIL_CONTEXT_LINES = 2
 
 
@@ -222,52 +224,51 @@ def open_fence(block: Block) -> tuple[str, str] | None:
 
 @dataclass(slots=True)
 class OpenFence:
-    """A code fence drawn as it streams, its lines highlighted and wrapped once each.
+    """A code fence drawn as it streams, each line highlighted and wrapped once it has settled.
 
     Rendered whole, an open fence of 80 lines cost 19 ms a frame here (Pygments and Rich over
     every line, fifteen times a second), and past OPEN_BLOCK_STYLED_LIMIT it was shown as plain
-    source. Here each frame highlights the new lines with a few lines of context before them,
-    keeps the rows of complete lines, and redraws only the line still being written: the rows
-    are Rich's own (Syntax with `line_range`), so they match the fence rendered whole.
+    source. Here the rows of settled lines are kept, and each frame highlights only the lines
+    after them, with a few lines of context: the rows are Rich's own (Syntax with `line_range`),
+    so they match the fence rendered whole.
     """
 
     language: str
     width: int
-    lines_drawn: list[str] = field(default_factory=list)  # the complete lines whose rows are kept
+    lines_kept: list[str] = field(default_factory=list)  # the settled lines whose rows are kept
     rows: list[Line] = field(default_factory=list)
     edges: tuple[Line, Line] | None = None  # the fence's blank first and last rows
 
     def draw(self, code: str, console: Console) -> list[Line] | None:
-        """The fence's rows with `code` so far; None when it is short enough to render whole,
-        or does not continue the code drawn so far (a new fence: start another OpenFence)."""
+        """The fence's rows with `code` so far, or None when it is better rendered whole (short,
+        blank, too narrow to draw, or ending in blank lines wider than the code)."""
         *complete, tail = code.split("\n")
-        if (
-            len(complete) <= FENCE_WHOLE_LINES
-            or complete[: len(self.lines_drawn)] != self.lines_drawn
-            or not code.strip()
-        ):
+        edges = self._edges(console)
+        if len(complete) <= FENCE_WHOLE_LINES or not code.strip() or edges is None:
             return None
-        done = len(self.lines_drawn)
-        if len(complete) > done:
-            self.rows.extend(self._rows(complete, done, FENCE_CONTEXT_LINES, console))
-            self.lines_drawn = complete
-        shown = self.rows
-        if tail.strip():
-            shown = shown + self._rows(
-                [*complete, tail.rstrip()], len(complete), FENCE_TAIL_CONTEXT_LINES, console
-            )
-        else:
-            # The whole fence is drawn without the blank lines it ends with: so are these rows.
-            # (A blank line is one row unless it is wider than the code.)
-            trailing = len(complete) - len("\n".join(complete).rstrip().split("\n"))
-            if any(len(line) > self.width - 2 for line in complete[len(complete) - trailing :]):
-                return None
+        tail = tail.rstrip()
+        # The whole fence is drawn without the blank lines it ends with: so are these rows (a
+        # blank line is one row unless it is wider than the code).
+        trailing = 0 if tail else len(complete) - len("\n".join(complete).rstrip().split("\n"))
+        if any(len(line) > self.width - 2 for line in complete[len(complete) - trailing :]):
+            return None
+        if complete[: len(self.lines_kept)] != self.lines_kept:
+            self.lines_kept, self.rows = [], []  # not the code drawn so far: another fence
+        lines = [*complete, tail] if tail else complete
+        settled = len(complete) - FENCE_UNSETTLED_LINES
+        kept = len(self.lines_kept)
+        if settled > kept:
+            self.rows.extend(self._rows(lines, kept, settled, FENCE_CONTEXT_LINES, console))
+            self.lines_kept = complete[:settled]
+            kept = settled
+        shown = self.rows + self._rows(lines, kept, len(lines), FENCE_TAIL_CONTEXT_LINES, console)
+        if trailing:
             shown = shown[: len(shown) - trailing]
-        top, bottom = self._edges(console)
-        return [top, *shown, bottom]
+        return [edges[0], *shown, edges[1]]
 
-    def _rows(self, lines: list[str], first: int, context: int, console: Console) -> list[Line]:
-        """Rows of `lines[first:]`, highlighted after up to `context` lines before them."""
+    def _rows(self, lines: list[str], first: int, end: int, context: int, console: Console) -> list[Line]:
+        """Rows of `lines[first:end]`, highlighted after up to `context` lines before them and
+        with every line after them."""
         start = max(0, first - context)
         syntax = Syntax(
             "\n".join(lines[start:]),
@@ -275,14 +276,16 @@ class OpenFence:
             theme=_code_theme(),
             word_wrap=True,
             padding=(0, 1),
-            line_range=(first - start + 1, len(lines) - start),
+            line_range=(first - start + 1, end - start),
         )
         return console.render_lines(syntax, console.options.update_width(self.width), pad=False)
 
-    def _edges(self, console: Console) -> tuple[Line, Line]:
+    def _edges(self, console: Console) -> tuple[Line, Line] | None:
         if self.edges is None:
             blank = Syntax("", "text", theme=_code_theme(), padding=1)
             rows = console.render_lines(blank, console.options.update_width(self.width), pad=False)
+            if len(rows) < 2:
+                return None  # too narrow for any code: rendered whole, as every block is
             self.edges = (rows[0], rows[-1])
         return self.edges
 

@@ -284,16 +284,15 @@ class ReplyView(LaidOutOnce):
         source = self._cutter.open_source
         if not source.strip():
             return []
-        if not self._complete and (fence := open_fence(self._cutter.open_block())) is not None:
+        fence = None if self._complete else open_fence(self._cutter.open_block())
+        if fence is None:
+            self._fence = None
+        else:
             # A fence streams line by line: only its new lines are highlighted.
             language, code = fence
             if self._fence is None or (self._fence.language, self._fence.width) != (language, width):
                 self._fence = OpenFence(language, width)
-            rows = self._fence.draw(code, console)
-            if rows is None:
-                self._fence = OpenFence(language, width)
-                rows = self._fence.draw(code, console)
-            if rows is not None:
+            if (rows := self._fence.draw(code, console)) is not None:
                 return [Strip(line) for line in rows]
         if self._complete or len(source) <= OPEN_BLOCK_STYLED_LIMIT:
             self._plain_cache = (0, [])
