@@ -167,6 +167,8 @@ async def test_with_a_proxy_in_the_environment_the_client_is_the_official_one(
     context = ssl.create_default_context()
     assert isinstance(plain_http_transport(standin.url, context), PlainHttpTransport)
     assert plain_http_transport("https://ollama.example.com:443", context) is None
+    monkeypatch.setenv("NO_PROXY", "localhost")  # exceptions to a proxy, and no proxy: ours
+    assert isinstance(plain_http_transport(standin.url, context), PlainHttpTransport)
     async with tcp_server(proxy) as port:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
         monkeypatch.delenv("NO_PROXY", raising=False)

@@ -44,7 +44,8 @@ def plain_http_transport(host: str, tls: ssl.SSLContext) -> httpx.AsyncBaseTrans
     """The transport for a client of `host`, or None to keep httpx's default: an https server, a
     proxy (given a transport httpx reads none; the environment's and the system's, as httpx reads
     them, keep the official route), or an httpx whose transport is not as expected."""
-    if httpx.URL(host).scheme != "http" or urllib.request.getproxies():
+    proxies = {scheme for scheme in urllib.request.getproxies() if scheme != "no"}  # no_proxy alone
+    if httpx.URL(host).scheme != "http" or proxies:
         return None
     transport = PlainHttpTransport(tls)
     return transport if transport.usable else None
