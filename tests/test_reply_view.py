@@ -239,7 +239,7 @@ def test_an_open_fence_drawn_line_by_line_matches_the_fence_rendered_whole(
         for number in range(45)
     )
     console = markdown_blocks.render_console(width)
-    fence: markdown_blocks.OpenFence | None = None
+    fence: markdown_blocks.OpenFence[markdown_blocks.Line] | None = None
     end = 0
     for step in steps:
         end = min(len(code), end + step)
@@ -247,7 +247,7 @@ def test_an_open_fence_drawn_line_by_line_matches_the_fence_rendered_whole(
         found = markdown_blocks.open_fence(block)
         assert found is not None
         language, body = found
-        fence = fence or markdown_blocks.OpenFence(language, width)
+        fence = fence or markdown_blocks.OpenFence(language, width, list)
         rows = fence.draw(body, console)
         if rows is None:
             assert body.count("\n") <= markdown_blocks.FENCE_WHOLE_LINES or not body.strip()
@@ -268,7 +268,7 @@ def test_drawing_an_open_fence_highlights_a_bounded_number_of_lines_whatever_its
     monkeypatch.setattr(markdown_blocks.Syntax, "highlight", counted)
     code = "".join(f"x_{number} = {number}\n" for number in range(600))
     console = markdown_blocks.render_console(60)
-    fence = markdown_blocks.OpenFence("python", 60)
+    fence = markdown_blocks.OpenFence("python", 60, list)
     fence.draw(code[:200], console)  # the first draw takes every line so far, once
     highlighted.clear()
     for end in range(207, len(code), 7):  # then a frame every 7 characters

@@ -14,9 +14,9 @@ from __future__ import annotations
 import functools
 import io
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -222,8 +222,11 @@ def open_fence(block: Block) -> tuple[str, str] | None:
     return tokens[0].info.partition(" ")[0], tokens[0].content
 
 
+Row = TypeVar("Row")
+
+
 @dataclass(slots=True)
-class OpenFence:
+class OpenFence(Generic[Row]):
     """A code fence drawn as it streams, each line highlighted and wrapped once it has settled.
 
     Rendered whole, an open fence of 80 lines cost 19 ms a frame here (Pygments and Rich over
@@ -231,15 +234,19 @@ class OpenFence:
     source. Here the rows of settled lines are kept, and each frame highlights only the lines
     after them, with a few lines of context: the rows are Rich's own (Syntax with `line_range`),
     so they match the fence rendered whole.
+
+    `wrap` turns a row into what the caller draws, once per row kept: wrapping all 400 rows of a
+    long fence every frame cost twice the drawing (3 ms a frame for Textual's strips).
     """
 
     language: str
     width: int
+    wrap: Callable[[Line], Row]
     lines_kept: list[str] = field(default_factory=list)  # the settled lines whose rows are kept
-    rows: list[Line] = field(default_factory=list)
-    edges: tuple[Line, Line] | None = None  # the fence's blank first and last rows
+    rows: list[Row] = field(default_factory=list)
+    edges: tuple[Row, Row] | None = None  # the fence's blank first and last rows
 
-    def draw(self, code: str, console: Console) -> list[Line] | None:
+    def draw(self, code: str, console: Console) -> list[Row] | None:
         """The fence's rows with `code` so far, or None when it is better rendered whole (short,
         blank, too narrow to draw, or ending in blank lines wider than the code)."""
         *complete, tail = code.split("\n")
@@ -249,7 +256,9 @@ class OpenFence:
         tail = tail.rstrip()
         # The whole fence is drawn without the blank lines it ends with: so are these rows (a
         # blank line is one row unless it is wider than the code).
-        trailing = 0 if tail else len(complete) - len("\n".join(complete).rstrip().split("\n"))
+        trailing = 0
+        while not tail and trailing < len(complete) and not complete[-1 - trailing].strip():
+            trailing += 1
         if any(len(line) > self.width - 2 for line in complete[len(complete) - trailing :]):
             return None
         if complete[: len(self.lines_kept)] != self.lines_kept:
@@ -258,10 +267,11 @@ class OpenFence:
         settled = len(complete) - FENCE_UNSETTLED_LINES
         kept = len(self.lines_kept)
         if settled > kept:
-            self.rows.extend(self._rows(lines, kept, settled, FENCE_CONTEXT_LINES, console))
+            self.rows.extend(map(self.wrap, self._rows(lines, kept, settled, FENCE_CONTEXT_LINES, console)))
             self.lines_kept = complete[:settled]
             kept = settled
-        shown = self.rows + self._rows(lines, kept, len(lines), FENCE_TAIL_CONTEXT_LINES, console)
+        unsettled = self._rows(lines, kept, len(lines), FENCE_TAIL_CONTEXT_LINES, console)
+        shown = self.rows + [self.wrap(row) for row in unsettled]
         if trailing:
             shown = shown[: len(shown) - trailing]
         return [edges[0], *shown, edges[1]]
@@ -280,13 +290,13 @@ class OpenFence:
         )
         return console.render_lines(syntax, console.options.update_width(self.width), pad=False)
 
-    def _edges(self, console: Console) -> tuple[Line, Line] | None:
+    def _edges(self, console: Console) -> tuple[Row, Row] | None:
         if self.edges is None:
             blank = Syntax("", "text", theme=_code_theme(), padding=1)
             rows = console.render_lines(blank, console.options.update_width(self.width), pad=False)
             if len(rows) < 2:
                 return None  # too narrow for any code: rendered whole, as every block is
-            self.edges = (rows[0], rows[-1])
+            self.edges = (self.wrap(rows[0]), self.wrap(rows[-1]))
         return self.edges
 
 

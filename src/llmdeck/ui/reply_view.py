@@ -73,7 +73,7 @@ class ReplyView(LaidOutOnce):
         self._rendered_blocks = 0
         self._open_lines: list[Strip] = []
         self._plain_cache: tuple[int, list[Strip]] = (0, [])  # (source lines done, their lines)
-        self._fence: OpenFence | None = None  # the open block's rows, when it is a long code fence
+        self._fence: OpenFence[Strip] | None = None  # the open block's rows, when it is a long code fence
         self._width = 0
         self._references_known = 0
         self._complete = False
@@ -291,9 +291,9 @@ class ReplyView(LaidOutOnce):
             # A fence streams line by line: only its new lines are highlighted.
             language, code = fence
             if self._fence is None or (self._fence.language, self._fence.width) != (language, width):
-                self._fence = OpenFence(language, width)
+                self._fence = OpenFence(language, width, Strip)
             if (rows := self._fence.draw(code, console)) is not None:
-                return [Strip(line) for line in rows]
+                return rows
         if self._complete or len(source) <= OPEN_BLOCK_STYLED_LIMIT:
             self._plain_cache = (0, [])
             return [Strip(line) for line in render_block(self._cutter.open_block(), console, width)]
