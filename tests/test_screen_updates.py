@@ -90,9 +90,10 @@ async def chatting(
 
 
 async def stream_reply(standin: OllamaStandIn, probe: StaticProbe, updates: list[Update]) -> tuple[int, int]:
-    """Stream TEXT, its first 800 tokens at once and the last 200 at 100 a second (a model's
-    pace); (updates before the reply ended, the transcript's rows)."""
-    reply = Reply(text=TEXT, token_delay_s=1 / 100, pace_after_tokens=800)
+    """Stream TEXT, its first 600 tokens at once and the last 400 at 100 a second (a model's
+    pace: long enough to grow the reply several times however fast the burst was drawn); (updates
+    before the reply ended, the transcript's rows)."""
+    reply = Reply(text=TEXT, token_delay_s=1 / 100, pace_after_tokens=600)
     async with chatting(standin, probe, reply) as (_, _, chat):
         await wait_until(lambda: chat.streaming)
         first = len(updates)
